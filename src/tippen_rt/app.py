@@ -1,0 +1,74 @@
+"""The process: one ``trio.run``, one root nursery, explicit start and stop order.
+
+Start order: signal watcher, EventStore (opens and migrates SQLite), tenant
+directory, HTTP server.  Stop order on SIGTERM/SIGINT: the HTTP server stops
+accepting and finishes in-flight requests (bounded by the graceful timeout),
+then the EventStore commits what is queued, checkpoints the WAL and closes.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+from collections.abc import Callable
+
+import trio
+
+from .config import Settings
+from .http import AppServices, TenantDirectory, create_app, serve_http
+from .persist import EventStore
+
+log = logging.getLogger(__name__)
+
+
+async def watch_signals(shutdown: trio.Event, force: Callable[[], None]) -> None:
+    """Set ``shutdown`` on the first SIGTERM/SIGINT; call ``force`` on the second."""
+    with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+        async for signum in signals:
+            if not shutdown.is_set():
+                log.info("received %s: shutting down", signal.Signals(signum).name)
+                shutdown.set()
+            else:
+                log.warning("second %s: stopping now", signal.Signals(signum).name)
+                force()
+                return
+
+
+async def run_service(
+    settings: Settings,
+    *,
+    shutdown: trio.Event | None = None,
+    handle_signals: bool = True,
+    task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Run the whole service until ``shutdown`` is set (or a signal arrives).
+
+    Reports the bound URLs through ``task_status`` once requests are accepted.
+    """
+    shutdown = shutdown or trio.Event()
+    async with trio.open_nursery() as root:
+        if handle_signals:
+            root.start_soon(watch_signals, shutdown, root.cancel_scope.cancel)
+
+        async with trio.open_nursery() as storage:
+            store = EventStore(
+                settings.db_path,
+                queue_jobs=settings.store_queue_jobs,
+                max_rows_per_commit=settings.store_max_rows_per_commit,
+            )
+            await storage.start(store.run)
+            tenants = TenantDirectory(store)
+            await tenants.reload()
+            app = create_app(AppServices(settings=settings, store=store, tenants=tenants))
+
+            async with trio.open_nursery() as http:
+                binds = await http.start(serve_http, app, settings, shutdown)
+                log.info("tippen-rt listening on %s", ", ".join(binds))
+                task_status.started(binds)
+            # serve_http has returned: no request is in flight any more, so
+            # the store can take its last writes and close.
+            await store.close()
+
+        root.cancel_scope.cancel()
+    log.info("tippen-rt stopped")
+

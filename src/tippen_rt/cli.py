@@ -1,0 +1,152 @@
+"""``tippen-rt``: serve, and manage tenants.
+
+Every command finds the database by ``--db PATH`` or ``TIPPEN_DB_PATH``
+(default ``./tippen.db``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import orjson
+import trio
+
+from . import __version__
+from .config import Settings, SettingsError
+from .persist import TenantExists, create_tenant, list_tenants, open_database
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="tippen-rt",
+        description="Notice, live, when a signed-in user of your app needs help.",
+    )
+    parser.add_argument("--version", action="version", version=f"tippen-rt {__version__}")
+    parser.add_argument(
+        "--db", type=Path, default=None, help="SQLite file (env TIPPEN_DB_PATH, default tippen.db)"
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    serve = commands.add_parser("serve", help="run the service")
+    serve.add_argument("--host", default=None, help="address to bind (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=None, help="port (default 8080; 0 = any free)")
+    serve.add_argument("--public-url", default=None, help="URL admins reach this service at")
+    serve.add_argument("--redis-url", default=None, help="snapshot live state to this Redis")
+    serve.add_argument("--log-level", default=None, help="DEBUG, INFO, WARNING (default INFO)")
+
+    tenant = commands.add_parser("tenant", help="manage tenants (apps that send events)")
+    tenant_cmds = tenant.add_subparsers(dest="tenant_command", required=True, metavar="ACTION")
+    add = tenant_cmds.add_parser("add", help="create a tenant with a fresh API key and admin token")
+    add.add_argument("name")
+    add.add_argument(
+        "--origin",
+        action="append",
+        default=[],
+        help="an origin allowed to send events, e.g. https://app.example.com (repeatable)",
+    )
+    add.add_argument("--json", action="store_true", help="print name, api_key, admin_token as JSON")
+    lst = tenant_cmds.add_parser("list", help="list tenants")
+    lst.add_argument("--json", action="store_true", help="print as JSON")
+    return parser
+
+
+def _db_arg(args: argparse.Namespace) -> dict[str, object]:
+    # --db may come before or after the command; both land in args.db.
+    return {"db_path": args.db}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``tippen-rt`` command."""
+    parser = _build_parser()
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "serve":
+            settings = Settings.from_env(
+                os.environ,
+                db_path=args.db,
+                host=args.host,
+                port=args.port,
+                public_url=args.public_url,
+                redis_url=args.redis_url,
+                log_level=args.log_level,
+            )
+            return _serve(settings)
+        settings = Settings.from_env(os.environ, **_db_arg(args))
+        if args.command == "tenant":
+            return _tenant(args, settings)
+    except SettingsError as exc:
+        print(f"tippen-rt: {exc}", file=sys.stderr)
+        return 2
+    parser.error(f"unknown command {args.command}")
+    return 2
+
+
+def _configure_logging(level: str) -> None:
+    logging.basicConfig(
+        level=level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+def _serve(settings: Settings) -> int:
+    from .app import run_service
+
+    _configure_logging(settings.log_level)
+    for name in settings.extra:
+        logging.getLogger("tippen_rt").warning("unknown setting %s is ignored", name)
+    trio.run(run_service, settings)
+    return 0
+
+
+def _tenant(args: argparse.Namespace, settings: Settings) -> int:
+    conn = open_database(settings.db_path)
+    try:
+        if args.tenant_command == "add":
+            try:
+                with conn:
+                    conn.execute("BEGIN IMMEDIATE")
+                    tenant, token = create_tenant(conn, args.name, args.origin)
+            except (TenantExists, ValueError) as exc:
+                print(f"tippen-rt: {exc}", file=sys.stderr)
+                return 1
+            if args.json:
+                print(
+                    orjson.dumps(
+                        {
+                            "name": tenant.name,
+                            "api_key": tenant.api_key,
+                            "admin_token": token,
+                            "origins": list(tenant.origins),
+                        }
+                    ).decode()
+                )
+            else:
+                print(f"tenant:      {tenant.name}")
+                print(f"api key:     {tenant.api_key}   (public: goes in the script tag)")
+                print(f"admin token: {token}   (secret: shown only now)")
+                print(f"origins:     {', '.join(tenant.origins) or '(none: browsers are refused)'}")
+            return 0
+        if args.tenant_command == "list":
+            tenants = list_tenants(conn)
+            if args.json:
+                print(
+                    orjson.dumps(
+                        [
+                            {"name": t.name, "api_key": t.api_key, "origins": list(t.origins)}
+                            for t in tenants
+                        ]
+                    ).decode()
+                )
+            else:
+                for t in tenants:
+                    print(f"{t.name}\t{t.api_key}\t{' '.join(t.origins)}")
+            return 0
+    finally:
+        conn.close()
+    return 2

@@ -1,0 +1,120 @@
+"""One typed settings object, read from ``TIPPEN_*`` environment variables.
+
+Every setting has a default that gives the embedded setup (a SQLite file, no
+Redis, no Slack).  CLI flags override only what the user actually passed::
+
+    settings = Settings.from_env(os.environ).replace(port=9000)
+
+Units live in the names (``_s`` seconds, ``_ms`` milliseconds, ``_bytes``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+ENV_PREFIX = "TIPPEN_"
+
+MINUTE_S = 60.0
+
+
+class SettingsError(ValueError):
+    """A ``TIPPEN_*`` variable or flag has a value of the wrong form."""
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Process-wide configuration. Per-tenant settings live in the tenants table."""
+
+    # Storage
+    db_path: Path = Path("tippen.db")
+    #: Jobs waiting for the SQLite writer; beyond this ingest answers 503.
+    store_queue_jobs: int = 2048
+    #: Upper bound on rows written by one group commit.
+    store_max_rows_per_commit: int = 20_000
+
+    # HTTP
+    host: str = "127.0.0.1"
+    port: int = 8080
+    #: The URL admins use to reach this service (links in Slack messages).
+    public_url: str = ""
+    max_body_bytes: int = 256 * 1024
+    max_events_per_batch: int = 50
+    #: Client timestamps further than this from server time are rejected.
+    max_clock_skew_s: float = 24 * 60 * MINUTE_S
+    graceful_timeout_s: float = 5.0
+    #: Requests in flight before new ones get 503.
+    max_inflight_requests: int = 2000
+    #: Seconds to wait for a full user mailbox before answering 503.
+    ingest_backpressure_s: float = 2.0
+
+    # Live state
+    redis_url: str = ""
+    snapshot_interval_s: float = 2.0
+
+    # Logging
+    log_level: str = "INFO"
+
+    # Demo mode (creates a demo tenant and serves the sample app)
+    demo: bool = False
+
+    extra: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str], **overrides: Any) -> Settings:
+        """Build settings from ``TIPPEN_*`` variables, then apply ``overrides``.
+
+        ``overrides`` whose value is ``None`` are ignored, so CLI flags that the
+        user did not pass fall through to the environment and the defaults.
+        """
+        hints = typing.get_type_hints(cls)
+        values: dict[str, Any] = {}
+        known = set()
+        for f in fields(cls):
+            if f.name == "extra":
+                continue
+            name = ENV_PREFIX + f.name.upper()
+            known.add(name)
+            if name in env:
+                values[f.name] = _parse(name, env[name], hints[f.name])
+        values["extra"] = {
+            k: v for k, v in env.items() if k.startswith(ENV_PREFIX) and k not in known
+        }
+        for key, value in overrides.items():
+            if value is not None:
+                values[key] = _parse(f"--{key}", value, hints[key]) if isinstance(
+                    value, str
+                ) else value
+        return cls(**values)
+
+    def replace(self, **changes: Any) -> Settings:
+        """A copy with ``changes`` applied."""
+        return dataclasses.replace(self, **changes)
+
+
+def _parse(name: str, raw: str, hint: Any) -> Any:
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        hint = next(a for a in typing.get_args(hint) if a is not type(None))
+    try:
+        if hint is bool:
+            lowered = raw.strip().lower()
+            if lowered in ("1", "true", "yes", "on"):
+                return True
+            if lowered in ("0", "false", "no", "off", ""):
+                return False
+            raise ValueError(raw)
+        if hint is int:
+            return int(raw)
+        if hint is float:
+            return float(raw)
+        if hint is Path:
+            return Path(raw)
+        return raw
+    except ValueError:
+        kind = getattr(hint, "__name__", str(hint))
+        raise SettingsError(f"{name}={raw!r} is not a valid {kind}") from None

@@ -1,0 +1,346 @@
+"""Event and batch types, and the strict validation of what trackers send.
+
+Pure: no I/O, no clock of its own (the caller passes the server time), so it
+tests without a server.  A batch is either wholly valid or rejected with a
+:class:`BadInput` that names the problem; nothing of a rejected batch is kept.
+
+The wire format (``POST /api/track/user-activity``)::
+
+    {"apiKey": "client_...", "userId": "u1", "userEmail": "a@b.c",
+     "subscriptionTier": "free_trial" | "paid" | "enterprise",
+     "sentAt": 1700000000000,            # optional, ms, for clock-skew correction
+     "batchId": "b-...",                 # optional, makes retries idempotent
+     "userHash": "hex hmac",             # optional, identity verification
+     "events": [{"type": "route", "route": "/billing", "timestamp": 1700...}, ...]}
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+__all__ = [
+    "INTERACTION_TYPES",
+    "TIERS",
+    "Batch",
+    "BadInput",
+    "Event",
+    "EventType",
+    "Limits",
+    "parse_batch",
+    "validate_batch",
+]
+
+
+class EventType(enum.StrEnum):
+    ROUTE = "route"
+    CLICK = "click"
+    FORM_SUBMIT = "form_submit"
+    PAGE_TIME = "page_time"
+    ERROR = "error"
+    CUSTOM = "custom"
+    HEARTBEAT = "heartbeat"
+    VISIBILITY = "visibility"
+
+
+#: Events that show the user doing something (DESIGN.md, "Support triggers").
+INTERACTION_TYPES = frozenset(
+    {EventType.ROUTE, EventType.CLICK, EventType.FORM_SUBMIT, EventType.CUSTOM}
+)
+TIERS = ("free_trial", "paid", "enterprise")
+VISIBILITY_STATES = ("visible", "hidden", "unload")
+
+
+class BadInput(Exception):
+    """A request that cannot be accepted; becomes a 4xx JSON error."""
+
+    def __init__(self, code: str, message: str, field: str | None = None, status: int = 400):
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.field = field
+        self.status = status
+
+    def to_json(self) -> dict[str, Any]:
+        """The error body: ``{"success": false, "error": {code, message, field}}``."""
+        return {
+            "success": False,
+            "error": {"code": self.code, "message": self.message, "field": self.field},
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """Size limits for one batch; the defaults are the documented ones."""
+
+    max_events: int = 50
+    max_clock_skew_ms: int = 24 * 3600 * 1000
+    user_id_chars: int = 256
+    email_chars: int = 320
+    api_key_chars: int = 128
+    batch_id_chars: int = 128
+    route_chars: int = 2048
+    element_chars: int = 512
+    text_chars: int = 256
+    form_chars: int = 256
+    name_chars: int = 256
+    message_chars: int = 4096
+    source_chars: int = 2048
+    stack_chars: int = 8192
+    data_bytes: int = 8192
+    max_duration_ms: int = 7 * 24 * 3600 * 1000
+
+
+DEFAULT_LIMITS = Limits()
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One validated event. ``timestamp`` is skew-corrected server-frame ms."""
+
+    type: EventType
+    timestamp: int
+    client_timestamp: int
+    route: str | None = None
+    element: str | None = None
+    text: str | None = None
+    form_id: str | None = None
+    duration_ms: int | None = None
+    message: str | None = None
+    source: str | None = None
+    stack: str | None = None
+    name: str | None = None
+    data: str | None = None  # JSON text of custom data
+    visibility: str | None = None
+
+    @property
+    def is_interaction(self) -> bool:
+        """True for events that count as user activity."""
+        return self.type in INTERACTION_TYPES
+
+
+@dataclass(frozen=True, slots=True)
+class Batch:
+    """A validated batch from one user."""
+
+    api_key: str
+    user_id: str
+    user_email: str | None
+    tier: str
+    events: tuple[Event, ...]
+    received_at_ms: int
+    sent_at_ms: int | None = None
+    batch_id: str | None = None
+    user_hash: str | None = None
+
+    @property
+    def clock_offset_ms(self) -> int:
+        """Server time minus client time, as measured by ``sentAt``."""
+        return 0 if self.sent_at_ms is None else self.received_at_ms - self.sent_at_ms
+
+
+def parse_batch(body: bytes, now_ms: int, limits: Limits = DEFAULT_LIMITS) -> Batch:
+    """Decode JSON ``body`` and validate it (see :func:`validate_batch`)."""
+    try:
+        doc = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise BadInput("invalid_json", f"body is not valid JSON: {exc}") from None
+    return validate_batch(doc, now_ms, limits)
+
+
+def validate_batch(doc: Any, now_ms: int, limits: Limits = DEFAULT_LIMITS) -> Batch:
+    """Check every field of a decoded batch; raise :class:`BadInput` on the first problem."""
+    if not isinstance(doc, dict):
+        raise BadInput("invalid_batch", "batch must be a JSON object")
+    api_key = _req_str(doc, "apiKey", limits.api_key_chars)
+    user_id = _req_str(doc, "userId", limits.user_id_chars)
+    email = _opt_str(doc, "userEmail", limits.email_chars)
+    tier = doc.get("subscriptionTier")
+    if tier not in TIERS:
+        raise BadInput(
+            "invalid_field",
+            f"subscriptionTier must be one of {', '.join(TIERS)}",
+            "subscriptionTier",
+        )
+    sent_at = _opt_ms(doc, "sentAt")
+    batch_id = _opt_str(doc, "batchId", limits.batch_id_chars)
+    user_hash = _opt_str(doc, "userHash", 256)
+    raw_events = doc.get("events")
+    if not isinstance(raw_events, list):
+        raise BadInput("invalid_field", "events must be an array", "events")
+    if len(raw_events) > limits.max_events:
+        raise BadInput(
+            "too_many_events",
+            f"a batch holds at most {limits.max_events} events, got {len(raw_events)}",
+            "events",
+            status=413,
+        )
+    offset = 0 if sent_at is None else now_ms - sent_at
+    events = tuple(
+        _event(raw, i, offset, now_ms, limits) for i, raw in enumerate(raw_events)
+    )
+    return Batch(
+        api_key=api_key,
+        user_id=user_id,
+        user_email=email,
+        tier=tier,
+        events=events,
+        received_at_ms=now_ms,
+        sent_at_ms=sent_at,
+        batch_id=batch_id,
+        user_hash=user_hash,
+    )
+
+
+def _event(raw: Any, i: int, offset: int, now_ms: int, limits: Limits) -> Event:
+    where = f"events[{i}]"
+    if not isinstance(raw, dict):
+        raise BadInput("invalid_event", f"{where} must be an object", where)
+    type_name = raw.get("type")
+    try:
+        etype = EventType(type_name)
+    except ValueError:
+        known = ", ".join(t.value for t in EventType)
+        raise BadInput(
+            "unknown_event_type",
+            f"{where}.type {str(type_name)[:40]!r} is not one of {known}",
+            f"{where}.type",
+        ) from None
+    client_ts = _req_ms(raw, "timestamp", where)
+    ts = client_ts + offset
+    if abs(ts - now_ms) > limits.max_clock_skew_ms:
+        raise BadInput(
+            "timestamp_out_of_range",
+            f"{where}.timestamp is more than {limits.max_clock_skew_ms // 3_600_000} h "
+            "away from server time",
+            f"{where}.timestamp",
+        )
+    route = _opt_str(raw, "route", limits.route_chars, where)
+    fields: dict[str, Any] = {}
+    if etype is EventType.ROUTE:
+        if route is None:
+            raise BadInput("missing_field", f"{where}.route is required", f"{where}.route")
+    elif etype is EventType.CLICK:
+        fields["element"] = _req_str(raw, "element", limits.element_chars, where)
+        fields["text"] = _opt_str(raw, "text", limits.text_chars, where)
+    elif etype is EventType.FORM_SUBMIT:
+        fields["form_id"] = _opt_str(raw, "formId", limits.form_chars, where)
+    elif etype is EventType.PAGE_TIME:
+        duration = raw.get("duration")
+        if (
+            not _is_number(duration)
+            or duration < 0
+            or duration > limits.max_duration_ms
+        ):
+            raise BadInput(
+                "invalid_field",
+                f"{where}.duration must be a number of ms from 0 to {limits.max_duration_ms}",
+                f"{where}.duration",
+            )
+        fields["duration_ms"] = int(duration)
+    elif etype is EventType.ERROR:
+        fields["message"] = _req_str(raw, "message", limits.message_chars, where)
+        fields["source"] = _opt_str(raw, "source", limits.source_chars, where)
+        fields["stack"] = _opt_str(raw, "stack", limits.stack_chars, where)
+    elif etype is EventType.CUSTOM:
+        fields["name"] = _req_str(raw, "name", limits.name_chars, where)
+        fields["data"] = _custom_data(raw, where, limits)
+    elif etype is EventType.VISIBILITY:
+        state = raw.get("state")
+        if state not in VISIBILITY_STATES:
+            raise BadInput(
+                "invalid_field",
+                f"{where}.state must be one of {', '.join(VISIBILITY_STATES)}",
+                f"{where}.state",
+            )
+        fields["visibility"] = state
+    return Event(type=etype, timestamp=ts, client_timestamp=client_ts, route=route, **fields)
+
+
+def _custom_data(raw: Mapping[str, Any], where: str, limits: Limits) -> str | None:
+    if "data" not in raw or raw["data"] is None:
+        return None
+    try:
+        text = orjson.dumps(raw["data"])
+    except (TypeError, orjson.JSONEncodeError):
+        # orjson refuses integers beyond 64 bits and nesting deeper than 254.
+        raise BadInput(
+            "invalid_field", f"{where}.data cannot be stored as JSON", f"{where}.data"
+        ) from None
+    if len(text) > limits.data_bytes:
+        raise BadInput(
+            "field_too_long",
+            f"{where}.data is {len(text)} bytes as JSON; the limit is {limits.data_bytes}",
+            f"{where}.data",
+        )
+    return text.decode()
+
+
+def _is_number(value: Any) -> bool:
+    return (
+        isinstance(value, (int, float))
+        and not isinstance(value, bool)
+        and math.isfinite(value)
+    )
+
+
+def _path(where: str | None, key: str) -> str:
+    return f"{where}.{key}" if where else key
+
+
+def _req_str(doc: Mapping[str, Any], key: str, max_chars: int, where: str | None = None) -> str:
+    value = doc.get(key)
+    if value is None:
+        raise BadInput("missing_field", f"{_path(where, key)} is required", _path(where, key))
+    text = _check_str(value, key, max_chars, where)
+    if not text.strip():
+        raise BadInput("invalid_field", f"{_path(where, key)} must not be empty", _path(where, key))
+    return text
+
+
+def _opt_str(
+    doc: Mapping[str, Any], key: str, max_chars: int, where: str | None = None
+) -> str | None:
+    value = doc.get(key)
+    if value is None:
+        return None
+    return _check_str(value, key, max_chars, where)
+
+
+def _check_str(value: Any, key: str, max_chars: int, where: str | None) -> str:
+    if not isinstance(value, str):
+        raise BadInput("invalid_field", f"{_path(where, key)} must be a string", _path(where, key))
+    if len(value) > max_chars:
+        raise BadInput(
+            "field_too_long",
+            f"{_path(where, key)} is {len(value)} characters; the limit is {max_chars}",
+            _path(where, key),
+        )
+    if "\x00" in value:
+        raise BadInput(
+            "invalid_field", f"{_path(where, key)} must not contain NUL", _path(where, key)
+        )
+    return value
+
+
+def _opt_ms(doc: Mapping[str, Any], key: str) -> int | None:
+    if doc.get(key) is None:
+        return None
+    return _req_ms(doc, key, None)
+
+
+def _req_ms(doc: Mapping[str, Any], key: str, where: str | None) -> int:
+    value = doc.get(key)
+    # 0 .. year 9999 in ms; anything else is not a time.
+    if not _is_number(value) or not 0 <= value < 253_402_300_800_000:
+        raise BadInput(
+            "invalid_field",
+            f"{_path(where, key)} must be a time in milliseconds since the epoch",
+            _path(where, key),
+        )
+    return int(value)

@@ -1,0 +1,28 @@
+"""The quart-trio application: routes, error handlers, services."""
+
+from __future__ import annotations
+
+from quart import Response
+from quart_trio import QuartTrio
+
+from ._errors import install_error_handlers
+from ._ingest import ingest
+from ._json import json_response
+from ._services import AppServices
+
+
+def create_app(svc: AppServices) -> QuartTrio:
+    """An app bound to ``svc``; serve it with :func:`serve_http`."""
+    app = QuartTrio("tippen_rt")
+    app.config["MAX_CONTENT_LENGTH"] = svc.settings.max_body_bytes
+    app.config["JSON_SORT_KEYS"] = False
+    app.extensions["tippen"] = svc
+    install_error_handlers(app)
+    app.register_blueprint(ingest)
+
+    @app.get("/healthz")
+    async def healthz() -> Response:
+        """The process is up and answering."""
+        return json_response({"ok": True, "store": {"accepting": svc.store.accepting}})
+
+    return app

@@ -1,0 +1,132 @@
+"""``POST /api/track/user-activity``: validate, store, acknowledge after COMMIT.
+
+The order matters: a batch is parsed and validated completely, its tenant
+and origin checked, then stored through the EventStore's group commit, and
+only when the commit is done is it handed to the actors and acknowledged.
+"""
+
+from __future__ import annotations
+
+import logging
+from functools import partial
+
+from quart import Blueprint, Response, request
+from werkzeug.exceptions import RequestEntityTooLarge
+
+from ..events import BadInput, Batch, parse_batch
+from ..persist import StoreBusy, StoreClosed, insert_batch
+from ..tenants import Tenant, verify_user_hash
+from ._errors import error_response
+from ._json import json_response
+from ._services import services
+
+log = logging.getLogger(__name__)
+
+ingest = Blueprint("ingest", __name__)
+
+TRACK_PATH = "/api/track/user-activity"
+ACCEPTED_CONTENT_TYPES = ("application/json", "text/plain")
+RETRY_AFTER_S = "1"
+
+
+def _cors_headers(origin: str) -> dict[str, str]:
+    return {
+        "Access-Control-Allow-Origin": origin,
+        "Access-Control-Allow-Methods": "POST, OPTIONS",
+        "Access-Control-Allow-Headers": "Content-Type",
+        "Access-Control-Max-Age": "600",
+        "Vary": "Origin",
+    }
+
+
+@ingest.route(TRACK_PATH, methods=["OPTIONS"])
+async def preflight() -> Response:
+    """CORS preflight: allowed only for origins some tenant lists."""
+    origin = request.headers.get("Origin")
+    if origin and await services().tenants.origin_known(origin):
+        return Response(b"", status=204, headers=_cors_headers(origin))
+    return error_response(
+        BadInput("origin_not_allowed", "this origin may not send events", None, status=403)
+    )
+
+
+@ingest.post(TRACK_PATH)
+async def track_user_activity() -> Response:
+    """Store one batch of events and answer once it is committed."""
+    svc = services()
+    origin = request.headers.get("Origin")
+    tenant: Tenant | None = None
+    try:
+        if request.mimetype not in ACCEPTED_CONTENT_TYPES:
+            raise BadInput(
+                "unsupported_media_type",
+                "send the batch as application/json or text/plain",
+                None,
+                status=415,
+            )
+        try:
+            body = await request.get_data(cache=False)
+        except RequestEntityTooLarge:
+            raise BadInput(
+                "body_too_large",
+                f"request body is over {svc.settings.max_body_bytes} bytes",
+                None,
+                status=413,
+            ) from None
+        assert isinstance(body, bytes)
+        batch = parse_batch(body, svc.wall_ms(), svc.limits)
+        tenant = await svc.tenants.by_api_key(batch.api_key)
+        if tenant is None:
+            raise BadInput("unknown_api_key", "unknown API key", "apiKey", status=401)
+        if origin is not None and not tenant.allows_origin(origin):
+            raise BadInput(
+                "origin_not_allowed",
+                f"origin {origin[:200]} is not allowed for this API key",
+                None,
+                status=403,
+            )
+        _check_identity(tenant, batch)
+        try:
+            result = await svc.store.write_nowait(
+                partial(insert_batch, tenant_id=tenant.id, batch=batch),
+                rows=len(batch.events) or 1,
+            )
+        except (StoreBusy, StoreClosed):
+            return error_response(
+                BadInput("overloaded", "server is busy; retry later", None, status=503),
+                {"Retry-After": RETRY_AFTER_S, **await _cors_for(origin, tenant)},
+            )
+        if not result.duplicate:
+            await svc.sink.deliver(tenant, batch)
+    except BadInput as exc:
+        headers = {} if exc.code == "origin_not_allowed" else await _cors_for(origin, tenant)
+        return error_response(exc, headers)
+    body_out = {"success": True, "stored": result.stored, "analyzed": True}
+    if result.duplicate:
+        body_out["duplicate"] = True
+    return json_response(body_out, 200, await _cors_for(origin, tenant))
+
+
+async def _cors_for(origin: str | None, tenant: Tenant | None) -> dict[str, str]:
+    """CORS headers when ``origin`` may read this response, else none."""
+    if origin is None:
+        return {}
+    if tenant is not None:
+        allowed = tenant.allows_origin(origin)
+    else:
+        allowed = await services().tenants.origin_known(origin)
+    return _cors_headers(origin) if allowed else {}
+
+
+def _check_identity(tenant: Tenant, batch: Batch) -> None:
+    secret = tenant.identity_secret
+    if not secret:
+        return
+    if batch.user_hash is None:
+        if tenant.settings.require_user_hash:
+            raise BadInput(
+                "user_hash_required", "this tenant requires userHash", "userHash", status=401
+            )
+        return
+    if not verify_user_hash(secret, batch.user_id, batch.user_hash):
+        raise BadInput("bad_user_hash", "userHash does not match userId", "userHash", status=403)

@@ -1,0 +1,50 @@
+"""Running the app on hypercorn's trio worker, inside our own nursery."""
+
+from __future__ import annotations
+
+import logging
+
+import trio
+from hypercorn.config import Config as HypercornConfig
+from hypercorn.trio import serve
+from quart_trio import QuartTrio
+
+from ..config import Settings
+
+log = logging.getLogger(__name__)
+
+
+def hypercorn_config(settings: Settings) -> HypercornConfig:
+    """Server limits and binds from our settings."""
+    config = HypercornConfig()
+    host = settings.host
+    config.bind = [f"[{host}]:{settings.port}" if ":" in host else f"{host}:{settings.port}"]
+    config.graceful_timeout = settings.graceful_timeout_s
+    config.keep_alive_timeout = 75.0
+    # A client that sends headers or a body slower than this is cut off.
+    config.read_timeout = 30
+    config.h11_max_incomplete_size = 16 * 1024
+    config.backlog = 1024
+    config.include_server_header = False
+    config.accesslog = None
+    config.errorlog = logging.getLogger("hypercorn.error")
+    return config
+
+
+async def serve_http(
+    app: QuartTrio,
+    settings: Settings,
+    shutdown: trio.Event,
+    *,
+    task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Serve ``app`` until ``shutdown`` is set, then finish in-flight requests.
+
+    Reports the bound URLs (``["http://127.0.0.1:8080"]``) through ``task_status``.
+    """
+    await serve(
+        app,
+        hypercorn_config(settings),
+        shutdown_trigger=shutdown.wait,
+        task_status=task_status,
+    )

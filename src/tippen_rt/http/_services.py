@@ -1,0 +1,60 @@
+"""What the HTTP layer needs from the rest of the process, in one object."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from quart import current_app
+
+from ..config import Settings
+from ..events import Batch, Limits
+from ..persist import EventStore
+from ..tenants import Tenant
+from ._tenant_directory import TenantDirectory
+
+
+class BatchSink(Protocol):
+    """Where committed batches go next (the actors' Registry)."""
+
+    async def deliver(self, tenant: Tenant, batch: Batch) -> None:
+        """Hand over a committed batch; may wait (backpressure)."""
+
+
+class DiscardSink:
+    """A sink that drops batches: for a store-only process and for benchmarks."""
+
+    async def deliver(self, tenant: Tenant, batch: Batch) -> None:
+        """Drop ``batch``."""
+
+
+def wall_clock_ms() -> int:
+    """Milliseconds since the epoch."""
+    return time.time_ns() // 1_000_000
+
+
+@dataclass
+class AppServices:
+    """The services one app instance talks to."""
+
+    settings: Settings
+    store: EventStore
+    tenants: TenantDirectory
+    sink: BatchSink = field(default_factory=DiscardSink)
+    wall_ms: Callable[[], int] = wall_clock_ms
+
+    @property
+    def limits(self) -> Limits:
+        """Batch limits from the settings."""
+        return Limits(
+            max_events=self.settings.max_events_per_batch,
+            max_clock_skew_ms=int(self.settings.max_clock_skew_s * 1000),
+        )
+
+
+def services() -> AppServices:
+    """The services of the app serving the current request."""
+    svc: AppServices = current_app.extensions["tippen"]
+    return svc

@@ -1,0 +1,81 @@
+"""An in-memory view of the tenants table for the request path.
+
+Ingest looks a tenant up on every request, so tenants are kept in memory.
+Tenants are added by the CLI in another process, so the view reloads lazily:
+when a key is unknown (at most once per ``miss_reload_s``) and when it is older
+than ``max_age_s``.  No task wakes up to refresh it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import trio
+
+from ..persist import EventStore, list_tenants
+from ..tenants import Tenant, normalize_origin
+
+
+class TenantDirectory:
+    """Tenants by API key and by id, and the union of their allowed origins."""
+
+    def __init__(self, store: EventStore, *, max_age_s: float = 10.0, miss_reload_s: float = 1.0):
+        self._store = store
+        self._max_age_s = max_age_s
+        self._miss_reload_s = miss_reload_s
+        self._by_key: Mapping[str, Tenant] = {}
+        self._by_id: Mapping[int, Tenant] = {}
+        self._origins: frozenset[str] = frozenset()
+        self._loaded_at = -float("inf")
+        self._lock = trio.Lock()
+
+    async def reload(self) -> None:
+        """Read every tenant again."""
+        async with self._lock:
+            tenants = await self._store.read(list_tenants)
+            self._by_key = {t.api_key: t for t in tenants}
+            self._by_id = {t.id: t for t in tenants}
+            self._origins = frozenset(o for t in tenants for o in t.origins)
+            self._loaded_at = trio.current_time()
+
+    async def _reload_if_older_than(self, age_s: float) -> None:
+        if trio.current_time() - self._loaded_at >= age_s:
+            if self._lock.locked():  # someone else is reloading: wait for it
+                async with self._lock:
+                    return
+            await self.reload()
+
+    async def by_api_key(self, api_key: str) -> Tenant | None:
+        """The tenant with ``api_key``, or None."""
+        await self._reload_if_older_than(self._max_age_s)
+        tenant = self._by_key.get(api_key)
+        if tenant is None:
+            await self._reload_if_older_than(self._miss_reload_s)
+            tenant = self._by_key.get(api_key)
+        return tenant
+
+    async def by_id(self, tenant_id: int) -> Tenant | None:
+        """The tenant with ``tenant_id``, or None."""
+        await self._reload_if_older_than(self._max_age_s)
+        tenant = self._by_id.get(tenant_id)
+        if tenant is None:
+            await self._reload_if_older_than(self._miss_reload_s)
+            tenant = self._by_id.get(tenant_id)
+        return tenant
+
+    async def origin_known(self, origin: str) -> bool:
+        """True if any tenant allows ``origin`` (used for CORS preflight)."""
+        await self._reload_if_older_than(self._max_age_s)
+        if "*" in self._origins:
+            return True
+        try:
+            normal = normalize_origin(origin)
+        except ValueError:
+            return False
+        if normal not in self._origins:
+            await self._reload_if_older_than(self._miss_reload_s)
+        return normal in self._origins or "*" in self._origins
+
+    def all(self) -> list[Tenant]:
+        """The tenants as last loaded."""
+        return list(self._by_id.values())

@@ -1,0 +1,37 @@
+"""Persistence: the SQLite schema, the group-committing EventStore, tenant rows."""
+
+from ._event_store import EventStore, StoreBusy, StoreClosed, StoreStats
+from ._events import InsertResult, count_events, insert_batch
+from ._schema import MIGRATIONS, connect, migrate, open_database
+from ._tenants import (
+    NoSuchTenant,
+    TenantExists,
+    create_tenant,
+    get_tenant,
+    get_tenant_by_admin_token,
+    get_tenant_by_name,
+    list_tenants,
+    update_tenant,
+)
+
+__all__ = [
+    "MIGRATIONS",
+    "EventStore",
+    "InsertResult",
+    "NoSuchTenant",
+    "StoreBusy",
+    "StoreClosed",
+    "StoreStats",
+    "TenantExists",
+    "connect",
+    "count_events",
+    "create_tenant",
+    "get_tenant",
+    "get_tenant_by_admin_token",
+    "get_tenant_by_name",
+    "insert_batch",
+    "list_tenants",
+    "migrate",
+    "open_database",
+    "update_tenant",
+]

@@ -1,0 +1,165 @@
+"""SQLite connection set-up and versioned schema migrations.
+
+Migrations are numbered; ``PRAGMA user_version`` records the last one applied.
+Each runs in its own transaction, so a crash mid-migration leaves the previous
+version intact.  Add new ones at the end; never edit one that has shipped.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+MIGRATIONS: tuple[str, ...] = (
+    # 1: tenants, events and summaries (the seed plan's tables, per tenant)
+    """
+    CREATE TABLE tenants (
+        id INTEGER PRIMARY KEY,
+        name TEXT NOT NULL UNIQUE,
+        api_key TEXT NOT NULL UNIQUE,
+        admin_token_hash TEXT NOT NULL,
+        origins TEXT NOT NULL DEFAULT '[]',
+        settings TEXT NOT NULL DEFAULT '{}',
+        identity_secret TEXT,
+        created_at INTEGER NOT NULL
+    );
+    CREATE UNIQUE INDEX idx_tenants_admin_token ON tenants(admin_token_hash);
+
+    CREATE TABLE user_activity_events (
+        id INTEGER PRIMARY KEY,
+        tenant_id INTEGER NOT NULL REFERENCES tenants(id),
+        user_id TEXT NOT NULL,
+        user_email TEXT,
+        subscription_tier TEXT NOT NULL,
+        event_type TEXT NOT NULL,
+        route TEXT,
+        element TEXT,
+        element_text TEXT,
+        form_id TEXT,
+        duration_ms INTEGER,
+        error_message TEXT,
+        error_source TEXT,
+        error_stack TEXT,
+        event_name TEXT,
+        event_data TEXT,
+        visibility TEXT,
+        timestamp INTEGER NOT NULL,
+        client_timestamp INTEGER NOT NULL,
+        received_at INTEGER NOT NULL
+    );
+    CREATE INDEX idx_events_user_time
+        ON user_activity_events(tenant_id, user_id, timestamp);
+    CREATE INDEX idx_events_tenant_type_time
+        ON user_activity_events(tenant_id, event_type, timestamp);
+    CREATE INDEX idx_events_received
+        ON user_activity_events(received_at);
+
+    CREATE TABLE user_activity_summary (
+        tenant_id INTEGER NOT NULL REFERENCES tenants(id),
+        user_id TEXT NOT NULL,
+        user_email TEXT,
+        subscription_tier TEXT NOT NULL,
+        first_seen_at INTEGER NOT NULL,
+        last_active_at INTEGER NOT NULL,
+        current_route TEXT,
+        time_on_current_page INTEGER NOT NULL DEFAULT 0,
+        total_events INTEGER NOT NULL DEFAULT 0,
+        total_errors INTEGER NOT NULL DEFAULT 0,
+        last_error_at INTEGER,
+        needs_support INTEGER NOT NULL DEFAULT 0,
+        support_reasons TEXT NOT NULL DEFAULT '[]',
+        support_triggered_at INTEGER,
+        session_open INTEGER NOT NULL DEFAULT 1,
+        updated_at INTEGER NOT NULL,
+        PRIMARY KEY (tenant_id, user_id)
+    ) WITHOUT ROWID;
+    CREATE INDEX idx_summary_last_active
+        ON user_activity_summary(tenant_id, last_active_at);
+    CREATE INDEX idx_summary_needs_support
+        ON user_activity_summary(tenant_id, needs_support, support_triggered_at);
+
+    -- Batch ids already stored, so a retried batch is not stored twice.
+    CREATE TABLE ingest_batches (
+        tenant_id INTEGER NOT NULL,
+        user_id TEXT NOT NULL,
+        batch_id TEXT NOT NULL,
+        event_count INTEGER NOT NULL,
+        received_at INTEGER NOT NULL,
+        PRIMARY KEY (tenant_id, user_id, batch_id)
+    ) WITHOUT ROWID;
+    CREATE INDEX idx_ingest_batches_received ON ingest_batches(received_at);
+    """,
+)
+
+
+def connect(path: Path | str, *, readonly: bool = False) -> sqlite3.Connection:
+    """Open ``path`` with the pragmas the service relies on (WAL, foreign keys).
+
+    The connection is in autocommit mode: callers say ``BEGIN`` themselves.
+    ``check_same_thread`` is off because the owner hands it between trio's worker
+    threads; the owner guarantees only one thread uses it at a time.
+    """
+    if readonly:
+        uri = f"file:{Path(path).resolve()}?mode=ro"
+        conn = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
+    else:
+        conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    conn.execute("PRAGMA busy_timeout = 10000")
+    if not readonly:
+        conn.execute("PRAGMA journal_mode = WAL")
+    # In WAL mode NORMAL already survives a killed process; FULL also survives
+    # power loss by syncing the WAL on every commit.  "stored" is a promise and
+    # group commit pays the sync once per batch of requests, so FULL it is.
+    conn.execute("PRAGMA synchronous = FULL")
+    conn.execute("PRAGMA foreign_keys = ON")
+    conn.execute("PRAGMA temp_store = MEMORY")
+    conn.execute("PRAGMA cache_size = -32000")
+    return conn
+
+
+def migrate(conn: sqlite3.Connection) -> int:
+    """Apply every migration newer than the database; return the resulting version."""
+    (version,) = conn.execute("PRAGMA user_version").fetchone()
+    if version > len(MIGRATIONS):
+        raise RuntimeError(
+            f"database schema version {version} is newer than this tippen-rt "
+            f"({len(MIGRATIONS)}); upgrade tippen-rt"
+        )
+    for number in range(version + 1, len(MIGRATIONS) + 1):
+        log.info("applying schema migration %d", number)
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for statement in _statements(MIGRATIONS[number - 1]):
+                conn.execute(statement)
+            conn.execute(f"PRAGMA user_version = {number}")
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+    return len(MIGRATIONS)
+
+
+def open_database(path: Path | str) -> sqlite3.Connection:
+    """Connect and migrate: what every command does before touching data."""
+    conn = connect(path)
+    migrate(conn)
+    return conn
+
+
+def _statements(script: str) -> list[str]:
+    """Split a migration into statements (``executescript`` would commit early)."""
+    out: list[str] = []
+    pending = ""
+    for line in script.splitlines(keepends=True):
+        if line.lstrip().startswith("--"):
+            continue
+        pending += line
+        if sqlite3.complete_statement(pending):
+            out.append(pending.strip())
+            pending = ""
+    if pending.strip():
+        raise ValueError(f"incomplete SQL statement in migration: {pending!r}")
+    return out

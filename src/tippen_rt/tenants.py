@@ -1,0 +1,159 @@
+"""Tenants: who may send events, from which origins, and their own settings.
+
+A tenant is one SaaS app using tippen-rt.  Its API key (``client_...``) goes in
+the tracker's script tag and is public; its admin token logs into the
+dashboard and is stored only as a hash.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+__all__ = [
+    "Tenant",
+    "TenantSettings",
+    "hash_admin_token",
+    "new_admin_token",
+    "new_api_key",
+    "normalize_origin",
+    "verify_user_hash",
+]
+
+API_KEY_PREFIX = "client_"
+ADMIN_TOKEN_PREFIX = "admin_"
+DEFAULT_VIDEO_CALL_TEMPLATE = "https://meet.jit.si/tippen-{tenant}-{user}"
+
+
+def new_api_key() -> str:
+    """A fresh public API key for the tracker."""
+    return API_KEY_PREFIX + secrets.token_urlsafe(24)
+
+
+def new_admin_token() -> str:
+    """A fresh secret admin token; shown once, stored hashed."""
+    return ADMIN_TOKEN_PREFIX + secrets.token_urlsafe(32)
+
+
+def hash_admin_token(token: str) -> str:
+    """The stored form of an admin token.
+
+    Tokens are 256 random bits, so a fast hash is enough: there is nothing to
+    guess that a slow hash would protect.
+    """
+    return "sha256$" + hashlib.sha256(token.encode()).hexdigest()
+
+
+def verify_user_hash(secret: str, user_id: str, user_hash: str) -> bool:
+    """Check the app's HMAC-SHA256 of ``user_id`` (hex) made with the tenant secret."""
+    expected = hmac.new(secret.encode(), user_id.encode(), hashlib.sha256).hexdigest()
+    return hmac.compare_digest(expected, user_hash.lower())
+
+
+def normalize_origin(origin: str) -> str:
+    """``https://App.Example.com:443/`` -> ``https://app.example.com``; ``*`` stays.
+
+    Raises ValueError for anything that is not a scheme://host[:port] origin.
+    """
+    origin = origin.strip()
+    if origin == "*":
+        return origin
+    parts = urlsplit(origin)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"{origin!r} is not an origin like https://app.example.com")
+    if parts.path not in ("", "/") or parts.query or parts.fragment:
+        raise ValueError(f"{origin!r} has a path; an origin is scheme://host[:port]")
+    default_port = {"http": 80, "https": 443}[parts.scheme]
+    host = parts.hostname.lower()
+    if ":" in host:
+        host = f"[{host}]"
+    port = "" if parts.port in (None, default_port) else f":{parts.port}"
+    return f"{parts.scheme}://{host}{port}"
+
+
+@dataclass(frozen=True, slots=True)
+class TenantSettings:
+    """Per-tenant thresholds and integrations; stored as JSON, defaults from DESIGN.md."""
+
+    # Support triggers
+    stuck_on_page_s: float = 5 * 60
+    low_activity_window_s: float = 10 * 60
+    low_activity_min_events: int = 3
+    error_burst_count: int = 3  # fires when MORE than this many errors ...
+    error_window_s: float = 5 * 60  # ... fall within this window
+    inactivity_s: float = 15 * 60
+    # Presence
+    presence_timeout_s: float = 90.0  # no heartbeat for this long: not "still there"
+    session_timeout_s: float = 30 * 60
+    unload_grace_s: float = 60.0
+    # Alerts
+    alert_rate_limit_s: float = 10 * 60
+    slack_webhook_url: str = ""
+    slack_bot_token: str = ""
+    slack_channel: str = ""
+    video_call_template: str = DEFAULT_VIDEO_CALL_TEMPLATE
+    # Data
+    retention_days: int = 90
+    require_user_hash: bool = False
+
+    @classmethod
+    def from_mapping(cls, data: Mapping[str, Any]) -> TenantSettings:
+        """Build from stored JSON; unknown keys are ignored, wrong types rejected."""
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            if f.name not in data:
+                continue
+            value = data[f.name]
+            default = f.default
+            if isinstance(default, bool):
+                ok = isinstance(value, bool)
+            elif isinstance(default, (int, float)):
+                ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+                if ok and value < 0:
+                    raise ValueError(f"tenant setting {f.name} must not be negative")
+                if ok and isinstance(default, int):
+                    value = int(value)
+            else:
+                ok = isinstance(value, str)
+            if not ok:
+                raise ValueError(f"tenant setting {f.name} has the wrong type: {value!r}")
+            values[f.name] = value
+        return cls(**values)
+
+    def to_mapping(self) -> dict[str, Any]:
+        """The JSON form stored in SQLite."""
+        return asdict(self)
+
+
+@dataclass(frozen=True, slots=True)
+class Tenant:
+    """One app that sends events, as stored."""
+
+    id: int
+    name: str
+    api_key: str
+    admin_token_hash: str
+    origins: tuple[str, ...] = ()
+    settings: TenantSettings = field(default_factory=TenantSettings)
+    identity_secret: str | None = None
+    created_at: int = 0
+
+    def allows_origin(self, origin: str) -> bool:
+        """True if a browser page at ``origin`` may send this tenant's events."""
+        if "*" in self.origins:
+            return True
+        try:
+            return normalize_origin(origin) in self.origins
+        except ValueError:
+            return False
+
+    def video_call_url(self, user_id: str) -> str:
+        """The call link for ``user_id`` from the tenant's template."""
+        return self.settings.video_call_template.format(
+            tenant=quote(self.name, safe=""), user=quote(user_id, safe="")
+        )
