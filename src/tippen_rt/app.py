@@ -15,6 +15,7 @@ from collections.abc import Callable
 import trio
 
 from .config import Settings
+from .demo import ensure_demo_tenant
 from .http import AppServices, TenantDirectory, create_app, serve_http
 from .persist import EventStore
 
@@ -64,6 +65,8 @@ async def run_service(
             async with trio.open_nursery() as http:
                 binds = await http.start(serve_http, app, settings, shutdown)
                 log.info("tippen-rt listening on %s", ", ".join(binds))
+                if settings.demo:
+                    await _start_demo(store, tenants, binds[0])
                 task_status.started(binds)
             # serve_http has returned: no request is in flight any more, so
             # the store can take its last writes and close.
@@ -72,3 +75,17 @@ async def run_service(
         root.cancel_scope.cancel()
     log.info("tippen-rt stopped")
 
+
+
+async def _start_demo(store: EventStore, tenants: TenantDirectory, base_url: str) -> None:
+    access = await store.write(lambda conn: ensure_demo_tenant(conn, base_url))
+    await tenants.reload()
+    print(
+        "\n"
+        f"  tippen-rt demo is running at {base_url}\n"
+        f"  dashboard:   {base_url}/user-activity\n"
+        f"  login token: {access.admin_token}\n"
+        f"  sample app:  {base_url}/demo/app\n"
+        f"  API key:     {access.tenant.api_key}\n",
+        flush=True,
+    )

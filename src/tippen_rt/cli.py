@@ -38,6 +38,12 @@ def _build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--public-url", default=None, help="URL admins reach this service at")
     serve.add_argument("--redis-url", default=None, help="snapshot live state to this Redis")
     serve.add_argument("--log-level", default=None, help="DEBUG, INFO, WARNING (default INFO)")
+    serve.add_argument(
+        "--demo",
+        action="store_true",
+        default=None,
+        help="create a demo tenant if none exists and print how to log in",
+    )
 
     tenant = commands.add_parser("tenant", help="manage tenants (apps that send events)")
     tenant_cmds = tenant.add_subparsers(dest="tenant_command", required=True, metavar="ACTION")
@@ -74,6 +80,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 public_url=args.public_url,
                 redis_url=args.redis_url,
                 log_level=args.log_level,
+                demo=args.demo,
             )
             return _serve(settings)
         settings = Settings.from_env(os.environ, **_db_arg(args))

@@ -11,6 +11,7 @@ from ._tenants import (
     get_tenant_by_admin_token,
     get_tenant_by_name,
     list_tenants,
+    rotate_admin_token,
     update_tenant,
 )
 
@@ -33,5 +34,6 @@ __all__ = [
     "list_tenants",
     "migrate",
     "open_database",
+    "rotate_admin_token",
     "update_tenant",
 ]

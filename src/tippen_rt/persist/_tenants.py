@@ -139,3 +139,13 @@ def update_tenant(
     updated = get_tenant(conn, tenant.id)
     assert updated is not None
     return updated
+
+
+def rotate_admin_token(conn: sqlite3.Connection, name: str) -> str:
+    """Give tenant ``name`` a fresh admin token; the old one stops working."""
+    tenant = get_tenant_by_name(conn, name)
+    token = new_admin_token()
+    conn.execute(
+        "UPDATE tenants SET admin_token_hash = ? WHERE id = ?", (hash_admin_token(token), tenant.id)
+    )
+    return token

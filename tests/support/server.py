@@ -1,0 +1,94 @@
+"""Run the real service as a subprocess on a free port on 127.0.0.1."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+_LISTENING = re.compile(r"tippen-rt listening on (http://\S+)")
+
+
+@dataclass
+class ServerProcess:
+    """A running ``tippen-rt serve``; ``url`` is its base URL."""
+
+    proc: subprocess.Popen[str]
+    url: str
+    db_path: Path
+    output: list[str] = field(default_factory=list)
+
+    def stop(self, sig: int = signal.SIGTERM, timeout_s: float = 20.0) -> int:
+        """Send ``sig`` and wait for the exit code."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        return self.proc.wait(timeout=timeout_s)
+
+    def kill(self) -> None:
+        """``kill -9``: no chance to clean up."""
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+
+    def log(self) -> str:
+        """Everything the process printed so far."""
+        return "".join(self.output)
+
+
+def start_server(
+    db_path: Path,
+    *extra_args: str,
+    env: Mapping[str, str] | None = None,
+    timeout_s: float = 30.0,
+) -> ServerProcess:
+    """Start ``tippen-rt serve --port 0`` and wait until it listens."""
+    cmd = [
+        sys.executable, "-m", "tippen_rt", "--db", str(db_path),
+        "serve", "--host", "127.0.0.1", "--port", "0", *extra_args,
+    ]
+    full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=full_env
+    )
+    output: list[str] = []
+    found = threading.Event()
+    url_box: list[str] = []
+
+    def pump() -> None:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            output.append(line)
+            match = _LISTENING.search(line)
+            if match and not found.is_set():
+                url_box.append(match.group(1))
+                found.set()
+        found.set()
+
+    threading.Thread(target=pump, daemon=True).start()
+    deadline = time.monotonic() + timeout_s
+    while not found.wait(0.05):
+        if time.monotonic() > deadline:
+            proc.kill()
+            raise TimeoutError("server did not start:\n" + "".join(output))
+    if not url_box:
+        proc.wait(timeout=5)
+        raise RuntimeError(f"server exited with {proc.returncode}:\n" + "".join(output))
+    return ServerProcess(proc=proc, url=url_box[0], db_path=db_path, output=output)
+
+
+@contextmanager
+def running_server(db_path: Path, *extra_args: str, **kw: object) -> Iterator[ServerProcess]:
+    """``start_server`` that always stops the process."""
+    server = start_server(db_path, *extra_args, **kw)  # type: ignore[arg-type]
+    try:
+        yield server
+    finally:
+        server.kill()
