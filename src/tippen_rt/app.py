@@ -76,7 +76,6 @@ async def run_service(
     log.info("tippen-rt stopped")
 
 
-
 async def _start_demo(store: EventStore, tenants: TenantDirectory, base_url: str) -> None:
     access = await store.write(lambda conn: ensure_demo_tenant(conn, base_url))
     await tenants.reload()

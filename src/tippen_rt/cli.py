@@ -90,7 +90,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"tippen-rt: {exc}", file=sys.stderr)
         return 2
     parser.error(f"unknown command {args.command}")
-    return 2
 
 
 def _configure_logging(level: str) -> None:

@@ -87,9 +87,9 @@ class Settings:
         }
         for key, value in overrides.items():
             if value is not None:
-                values[key] = _parse(f"--{key}", value, hints[key]) if isinstance(
-                    value, str
-                ) else value
+                values[key] = (
+                    _parse(f"--{key}", value, hints[key]) if isinstance(value, str) else value
+                )
         return cls(**values)
 
     def replace(self, **changes: Any) -> Settings:

@@ -20,15 +20,15 @@ import enum
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeGuard
 
 import orjson
 
 __all__ = [
     "INTERACTION_TYPES",
     "TIERS",
-    "Batch",
     "BadInput",
+    "Batch",
     "Event",
     "EventType",
     "Limits",
@@ -181,9 +181,7 @@ def validate_batch(doc: Any, now_ms: int, limits: Limits = DEFAULT_LIMITS) -> Ba
             status=413,
         )
     offset = 0 if sent_at is None else now_ms - sent_at
-    events = tuple(
-        _event(raw, i, offset, now_ms, limits) for i, raw in enumerate(raw_events)
-    )
+    events = tuple(_event(raw, i, offset, now_ms, limits) for i, raw in enumerate(raw_events))
     return Batch(
         api_key=api_key,
         user_id=user_id,
@@ -203,8 +201,8 @@ def _event(raw: Any, i: int, offset: int, now_ms: int, limits: Limits) -> Event:
         raise BadInput("invalid_event", f"{where} must be an object", where)
     type_name = raw.get("type")
     try:
-        etype = EventType(type_name)
-    except ValueError:
+        etype = EventType(type_name if isinstance(type_name, str) else "")
+    except (ValueError, TypeError):
         known = ", ".join(t.value for t in EventType)
         raise BadInput(
             "unknown_event_type",
@@ -232,11 +230,7 @@ def _event(raw: Any, i: int, offset: int, now_ms: int, limits: Limits) -> Event:
         fields["form_id"] = _opt_str(raw, "formId", limits.form_chars, where)
     elif etype is EventType.PAGE_TIME:
         duration = raw.get("duration")
-        if (
-            not _is_number(duration)
-            or duration < 0
-            or duration > limits.max_duration_ms
-        ):
+        if not _is_number(duration) or duration < 0 or duration > limits.max_duration_ms:
             raise BadInput(
                 "invalid_field",
                 f"{where}.duration must be a number of ms from 0 to {limits.max_duration_ms}",
@@ -281,12 +275,8 @@ def _custom_data(raw: Mapping[str, Any], where: str, limits: Limits) -> str | No
     return text.decode()
 
 
-def _is_number(value: Any) -> bool:
-    return (
-        isinstance(value, (int, float))
-        and not isinstance(value, bool)
-        and math.isfinite(value)
-    )
+def _is_number(value: Any) -> TypeGuard[int | float]:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def _path(where: str | None, key: str) -> str:

@@ -51,8 +51,17 @@ def start_server(
 ) -> ServerProcess:
     """Start ``tippen-rt serve --port 0`` and wait until it listens."""
     cmd = [
-        sys.executable, "-m", "tippen_rt", "--db", str(db_path),
-        "serve", "--host", "127.0.0.1", "--port", "0", *extra_args,
+        sys.executable,
+        "-m",
+        "tippen_rt",
+        "--db",
+        str(db_path),
+        "serve",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        "0",
+        *extra_args,
     ]
     full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
     proc = subprocess.Popen(

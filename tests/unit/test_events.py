@@ -112,7 +112,11 @@ def test_no_sent_at_means_no_correction() -> None:
         (batch([ev("page_time", duration="5")]), "invalid_field", "events[0].duration"),
         (batch([ev("page_time", duration=True)]), "invalid_field", "events[0].duration"),
         (batch([ev("visibility", state="gone")]), "invalid_field", "events[0].state"),
-        (batch([ev("click", element="a", timestamp="now")]), "invalid_field", "events[0].timestamp"),
+        (
+            batch([ev("click", element="a", timestamp="now")]),
+            "invalid_field",
+            "events[0].timestamp",
+        ),
         (batch([ev("click", element="a", timestamp=None)]), "invalid_field", "events[0].timestamp"),
         (batch([ev("click", element="a", timestamp=float("nan"))]), "invalid_field", None),
         (batch([ev("click", element="a\x00b")]), "invalid_field", "events[0].element"),

@@ -8,9 +8,7 @@ import orjson
 from quart import Response
 
 
-def json_response(
-    body: Any, status: int = 200, headers: dict[str, str] | None = None
-) -> Response:
+def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
     """``body`` as an ``application/json`` response."""
     return Response(
         orjson.dumps(body),

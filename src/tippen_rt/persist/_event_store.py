@@ -78,7 +78,9 @@ class EventStore:
 
     # ---- lifecycle -------------------------------------------------------
 
-    async def run(self, *, task_status: trio.TaskStatus[EventStore] = trio.TASK_STATUS_IGNORED) -> None:
+    async def run(
+        self, *, task_status: trio.TaskStatus[EventStore] = trio.TASK_STATUS_IGNORED
+    ) -> None:
         """Open and migrate the database, then commit jobs until :meth:`close`.
 
         On the way out (closed or cancelled) it commits what is queued, runs a

@@ -44,9 +44,25 @@ def insert_batch(conn: sqlite3.Connection, tenant_id: int, batch: Batch) -> Inse
         _INSERT_EVENT,
         [
             (
-                tenant_id, uid, email, tier, e.type.value, e.route, e.element, e.text,
-                e.form_id, e.duration_ms, e.message, e.source, e.stack, e.name, e.data,
-                e.visibility, e.timestamp, e.client_timestamp, received,
+                tenant_id,
+                uid,
+                email,
+                tier,
+                e.type.value,
+                e.route,
+                e.element,
+                e.text,
+                e.form_id,
+                e.duration_ms,
+                e.message,
+                e.source,
+                e.stack,
+                e.name,
+                e.data,
+                e.visibility,
+                e.timestamp,
+                e.client_timestamp,
+                received,
             )
             for e in batch.events
         ],

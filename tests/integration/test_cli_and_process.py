@@ -1,0 +1,115 @@
+"""The command line and the process lifecycle, as a user runs them."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import orjson
+import pytest
+
+from tippen_rt.tenants import hash_admin_token
+
+from ..support.client import Client
+from ..support.server import running_server
+
+
+def cli(
+    *args: str, db: Path | None = None, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    cmd = [sys.executable, "-m", "tippen_rt"]
+    if db is not None:
+        cmd += ["--db", str(db)]
+    return subprocess.run(
+        [*cmd, *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, **(env or {})},
+    )
+
+
+def add_tenant(db: Path, name: str = "acme", *origins: str) -> dict[str, str]:
+    args = ["tenant", "add", name, "--json"]
+    for origin in origins:
+        args += ["--origin", origin]
+    result = cli(*args, db=db)
+    assert result.returncode == 0, result.stderr
+    created: dict[str, str] = orjson.loads(result.stdout)
+    return created
+
+
+def test_tenant_add_prints_keys_and_stores_only_a_hash(tmp_path: Path) -> None:
+    db = tmp_path / "t.db"
+    created = add_tenant(db, "acme", "https://app.example.com")
+    assert created["name"] == "acme"
+    assert created["api_key"].startswith("client_") and len(created["api_key"]) > 30
+    assert created["admin_token"].startswith("admin_")
+    row = (
+        sqlite3.connect(db)
+        .execute("SELECT api_key, admin_token_hash, origins FROM tenants")
+        .fetchone()
+    )
+    assert row[0] == created["api_key"]
+    assert row[1] == hash_admin_token(created["admin_token"])
+    assert created["admin_token"] not in row[1]
+    assert orjson.loads(row[2]) == ["https://app.example.com"]
+    second = add_tenant(db, "beta")
+    assert second["api_key"] != created["api_key"]
+
+
+def test_tenant_list_and_duplicate_names(tmp_path: Path) -> None:
+    db = tmp_path / "t.db"
+    created = add_tenant(db, "acme")
+    listed = cli("tenant", "list", "--json", db=db)
+    assert orjson.loads(listed.stdout) == [
+        {"name": "acme", "api_key": created["api_key"], "origins": []}
+    ]
+    again = cli("tenant", "add", "acme", db=db)
+    assert again.returncode == 1
+    assert "already exists" in again.stderr
+
+
+def test_the_database_comes_from_the_environment(tmp_path: Path) -> None:
+    db = tmp_path / "from-env.db"
+    result = cli("tenant", "add", "acme", env={"TIPPEN_DB_PATH": str(db)})
+    assert result.returncode == 0
+    assert db.exists()
+
+
+def test_bad_origin_and_bad_setting_are_clear_errors(tmp_path: Path) -> None:
+    bad_origin = cli("tenant", "add", "x", "--origin", "app.example.com/path", db=tmp_path / "a.db")
+    assert bad_origin.returncode == 1 and "origin" in bad_origin.stderr
+    bad_env = cli("serve", env={"TIPPEN_PORT": "eighty"}, db=tmp_path / "a.db")
+    assert bad_env.returncode == 2 and "TIPPEN_PORT" in bad_env.stderr
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_signals_stop_the_service_cleanly(tmp_path: Path, sig: int) -> None:
+    db = tmp_path / "t.db"
+    created = add_tenant(db)
+    with running_server(db) as server:
+        client = Client(server.url)
+        status, body = client.post_json(
+            "/api/track/user-activity",
+            {
+                "apiKey": created["api_key"],
+                "userId": "u",
+                "subscriptionTier": "paid",
+                "events": [{"type": "heartbeat", "timestamp": time.time() * 1000}],
+            },
+        )
+        assert (status, body["stored"]) == (200, 1), body
+        client.close()
+        assert server.stop(sig) == 0, server.log()
+        assert "tippen-rt stopped" in server.log()
+    wal = db.with_name(db.name + "-wal")
+    assert not wal.exists() or wal.stat().st_size == 0, "WAL was not checkpointed"
+    conn = sqlite3.connect(db)
+    assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    assert conn.execute("SELECT count(*) FROM user_activity_events").fetchone()[0] == 1

@@ -1,0 +1,141 @@
+"""The EventStore: group commit, isolation of failing jobs, clean close."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from pathlib import Path
+
+import pytest
+import trio
+import trio.testing
+
+from tippen_rt.events import validate_batch
+from tippen_rt.persist import (
+    MIGRATIONS,
+    EventStore,
+    StoreBusy,
+    StoreClosed,
+    connect,
+    count_events,
+    create_tenant,
+    insert_batch,
+    migrate,
+)
+from tippen_rt.tenants import Tenant
+
+from ..conftest import make_batch, now_ms
+
+
+def _batch(tenant: Tenant, n: int = 2, **extra: object):  # type: ignore[no-untyped-def]
+    ts = now_ms()
+    events = [{"type": "click", "element": f"b{i}", "timestamp": ts} for i in range(n)]
+    return validate_batch(make_batch(tenant, events, **extra), ts)
+
+
+async def test_concurrent_writes_share_commits(store: EventStore, tenant: Tenant) -> None:
+    before = store.stats().commits
+    results: list[int] = []
+
+    async def one() -> None:
+        result = await store.write(lambda c: insert_batch(c, tenant.id, _batch(tenant)))
+        results.append(result.stored)
+
+    async with trio.open_nursery() as nursery:
+        for _ in range(200):
+            nursery.start_soon(one)
+    assert results == [2] * 200
+    assert await store.read(count_events) == 400
+    commits = store.stats().commits - before
+    # 200 writers queued at once: group commit needs far fewer transactions.
+    assert commits < 50, commits
+
+
+async def test_a_failing_job_does_not_sink_its_group(store: EventStore, tenant: Tenant) -> None:
+    def bad(conn: sqlite3.Connection) -> None:
+        conn.execute("INSERT INTO user_activity_events (tenant_id) VALUES (?)", (tenant.id,))
+
+    outcomes: dict[str, object] = {}
+
+    async def good() -> None:
+        outcomes["good"] = await store.write(lambda c: insert_batch(c, tenant.id, _batch(tenant)))
+
+    async def failing() -> None:
+        with pytest.raises(sqlite3.IntegrityError):
+            await store.write(bad)
+        outcomes["bad"] = "raised"
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(good)
+        nursery.start_soon(failing)
+        nursery.start_soon(good)
+    assert outcomes["bad"] == "raised"
+    assert await store.read(count_events) == 4
+
+
+async def test_replayed_batch_id_is_stored_once(store: EventStore, tenant: Tenant) -> None:
+    batch = _batch(tenant, 3, batchId="b-1")
+    first = await store.write(lambda c: insert_batch(c, tenant.id, batch))
+    again = await store.write(lambda c: insert_batch(c, tenant.id, batch))
+    assert (first.stored, first.duplicate) == (3, False)
+    assert (again.stored, again.duplicate) == (3, True)
+    assert await store.read(count_events) == 3
+
+
+async def test_full_queue_sheds_load(tmp_path: Path) -> None:
+    small = EventStore(tmp_path / "small.db", queue_jobs=1)
+    release = threading.Event()
+    async with trio.open_nursery() as nursery:
+        await nursery.start(small.run)
+        # The first job holds the writer thread; the second fills the queue.
+        nursery.start_soon(small.write, lambda c: release.wait(10))
+        await trio.testing.wait_all_tasks_blocked()
+        nursery.start_soon(small.write, lambda c: None)
+        await trio.testing.wait_all_tasks_blocked()
+        with pytest.raises(StoreBusy):
+            await small.write_nowait(lambda c: None)
+        release.set()
+        assert await small.write(lambda c: "after") == "after"
+        await small.close()
+
+
+async def test_close_commits_queued_writes_and_checkpoints(tmp_path: Path) -> None:
+    path = tmp_path / "own.db"
+    own = EventStore(path)
+    release = threading.Event()
+    async with trio.open_nursery() as nursery:
+        await nursery.start(own.run)
+        tenant, _ = await own.write(lambda c: create_tenant(c, "t"))
+        nursery.start_soon(own.write, lambda c: release.wait(10))
+        await trio.testing.wait_all_tasks_blocked()
+        # Five writes wait in the queue behind the one holding the writer.
+        for _ in range(5):
+            nursery.start_soon(own.write, lambda c: insert_batch(c, tenant.id, _batch(tenant)))
+        await trio.testing.wait_all_tasks_blocked()
+        await own.close()
+        with pytest.raises(StoreClosed):
+            await own.write(lambda c: None)
+        release.set()
+    # The queued writes were committed, and the WAL was checkpointed into the
+    # main file and truncated at close.
+    wal = path.with_name(path.name + "-wal")
+    assert not wal.exists() or wal.stat().st_size == 0
+    conn = sqlite3.connect(path)
+    assert conn.execute("SELECT count(*) FROM user_activity_events").fetchone()[0] == 10
+
+
+def test_migrations_are_versioned_and_idempotent(tmp_path: Path) -> None:
+    conn = connect(tmp_path / "m.db")
+    assert migrate(conn) == len(MIGRATIONS)
+    assert migrate(conn) == len(MIGRATIONS)
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    assert {"tenants", "user_activity_events", "user_activity_summary"} <= tables
+
+
+def test_a_newer_schema_is_refused(tmp_path: Path) -> None:
+    conn = connect(tmp_path / "m.db")
+    conn.execute(f"PRAGMA user_version = {len(MIGRATIONS) + 1}")
+    with pytest.raises(RuntimeError, match="newer"):
+        migrate(conn)
