@@ -9,6 +9,7 @@ from ._errors import install_error_handlers
 from ._ingest import ingest
 from ._json import json_response
 from ._services import AppServices
+from ._tracker_assets import tracker_assets
 
 
 def create_app(svc: AppServices) -> QuartTrio:
@@ -19,6 +20,7 @@ def create_app(svc: AppServices) -> QuartTrio:
     app.extensions["tippen"] = svc
     install_error_handlers(app)
     app.register_blueprint(ingest)
+    app.register_blueprint(tracker_assets)
 
     @app.get("/healthz")
     async def healthz() -> Response:

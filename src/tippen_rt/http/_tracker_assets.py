@@ -1,0 +1,208 @@
+"""The tracker script and the sample app, served by the service itself.
+
+``GET /tippen-app-tracker.js`` is what app pages embed.  It is public, so any
+origin may load it; it is revalidated cheaply with its ETag and sent gzipped
+to browsers that accept it.
+
+With ``serve --demo``, ``GET /demo/app`` (and every path below it, so the
+sample single-page app survives a reload) is the sample app with the demo
+tenant's API key filled into its script tag, and ``GET /demo/<file>`` its
+assets.  Without ``--demo`` those paths are 404.
+
+Files come from the ``tracker/`` directory of the source tree (the package is
+installed in editable mode from ``src/``), read once per process.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import html
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import trio
+from quart import Blueprint, Response, request
+
+from ..demo import DEMO_TENANT
+from ..events import BadInput
+from ..tenants import Tenant
+from ._errors import error_response
+from ._services import services
+
+__all__ = ["TRACKER_PATH", "Asset", "tracker_assets", "tracker_dir"]
+
+tracker_assets = Blueprint("tracker_assets", __name__)
+
+TRACKER_PATH = "/tippen-app-tracker.js"
+TRACKER_FILE = "tippen-app-tracker.js"
+DEMO_INDEX = "index.html"
+#: Short, because the script's URL carries no version; the ETag makes the
+#: revalidation after that a 304 without a body.
+SCRIPT_CACHE_CONTROL = "public, max-age=300"
+DEMO_CACHE_CONTROL = "no-cache"
+
+_CONTENT_TYPES = {
+    ".js": "application/javascript; charset=utf-8",
+    ".css": "text/css; charset=utf-8",
+    ".html": "text/html; charset=utf-8",
+    ".svg": "image/svg+xml",
+    ".ico": "image/x-icon",
+    ".png": "image/png",
+}
+_ASSET_NAME = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9_.-]{0,100}$")
+_PLACEHOLDER = re.compile(r"\{\{(\w+)\}\}")
+
+
+def tracker_dir() -> Path:
+    """``tracker/`` at the root of the source tree this package runs from."""
+    return Path(__file__).resolve().parents[3] / "tracker"
+
+
+@dataclass(frozen=True, slots=True)
+class Asset:
+    """A file's bytes, its gzipped form and their strong ETags."""
+
+    body: bytes
+    content_type: str
+    gzipped: bytes
+    etag: str
+    gzip_etag: str
+
+    @classmethod
+    def of(cls, body: bytes, content_type: str) -> Asset:
+        """Compress ``body`` once and derive its ETags from its content."""
+        digest = hashlib.sha256(body).hexdigest()[:20]
+        return cls(
+            body=body,
+            content_type=content_type,
+            gzipped=gzip.compress(body, compresslevel=9, mtime=0),
+            etag=f'"{digest}"',
+            gzip_etag=f'"{digest}-gz"',
+        )
+
+
+_cache: dict[Path, Asset] = {}
+
+
+async def load_asset(path: Path) -> Asset | None:
+    """The file at ``path`` as an :class:`Asset`, read once; None if it is missing."""
+    asset = _cache.get(path)
+    if asset is None:
+        content_type = _CONTENT_TYPES.get(path.suffix, "application/octet-stream")
+        try:
+            body = await trio.Path(path).read_bytes()
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+            return None
+        asset = _cache[path] = Asset.of(body, content_type)
+    return asset
+
+
+def etag_matches(if_none_match: str | None, etag: str) -> bool:
+    """True if an ``If-None-Match`` header names ``etag`` (weak comparison) or is ``*``."""
+    if not if_none_match:
+        return False
+    for candidate in if_none_match.split(","):
+        candidate = candidate.strip()
+        if candidate == "*" or candidate.removeprefix("W/") == etag:
+            return True
+    return False
+
+
+def asset_response(asset: Asset, cache_control: str, *, any_origin: bool = False) -> Response:
+    """``asset`` for the current request: gzipped if accepted, 304 if the client has it."""
+    gzipped = request.accept_encodings["gzip"] > 0
+    etag = asset.gzip_etag if gzipped else asset.etag
+    headers = {
+        "ETag": etag,
+        "Cache-Control": cache_control,
+        "Vary": "Accept-Encoding",
+        "X-Content-Type-Options": "nosniff",
+    }
+    if any_origin:
+        headers["Access-Control-Allow-Origin"] = "*"
+    if etag_matches(request.headers.get("If-None-Match"), etag):
+        return Response(b"", status=304, headers=headers, content_type=asset.content_type)
+    if gzipped:
+        headers["Content-Encoding"] = "gzip"
+    body = asset.gzipped if gzipped else asset.body
+    return Response(body, status=200, headers=headers, content_type=asset.content_type)
+
+
+def _not_found(what: str) -> Response:
+    return error_response(BadInput("not_found", f"{what} not found", None, status=404))
+
+
+@tracker_assets.get(TRACKER_PATH)
+async def tracker_script() -> Response:
+    """The tracker script, for any origin to embed."""
+    asset = await load_asset(tracker_dir() / TRACKER_FILE)
+    if asset is None:
+        return _not_found(f"{TRACKER_FILE} (no tracker/ directory next to src/)")
+    return asset_response(asset, SCRIPT_CACHE_CONTROL, any_origin=True)
+
+
+async def _demo_tenant() -> Tenant | None:
+    tenants = services().tenants
+    for attempt in range(2):
+        if attempt:
+            await tenants.reload()  # --demo creates it just after the server starts
+        for tenant in tenants.all():
+            if tenant.name == DEMO_TENANT:
+                return tenant
+    return None
+
+
+@tracker_assets.get("/demo/app")
+@tracker_assets.get("/demo/app/<path:_route>")
+async def demo_app(_route: str = "") -> Response:
+    """The sample app, with the demo tenant's API key in its script tag.
+
+    Query parameters ``user``, ``email``, ``tier``, ``flush`` and ``heartbeat``
+    (ms) fill the matching ``data-tippen-*`` attributes, to try several users
+    at once or to watch batches go out faster.
+    """
+    if not services().settings.demo:
+        return _not_found("the sample app (start with --demo)")
+    template = await load_asset(tracker_dir() / "examples" / DEMO_INDEX)
+    if template is None:
+        return _not_found("tracker/examples/index.html")
+    tenant = await _demo_tenant()
+    if tenant is None:
+        return error_response(
+            BadInput("demo_not_ready", "the demo tenant is being created", None, status=503),
+            {"Retry-After": "1"},
+        )
+    args = request.args
+    values = {
+        "api_key": tenant.api_key,
+        "user_id": args.get("user", "demo-user"),
+        "user_email": args.get("email", "demo@example.com"),
+        "tier": args.get("tier", "free_trial"),
+        "flush_ms": args.get("flush", ""),
+        "heartbeat_ms": args.get("heartbeat", ""),
+    }
+    page = _PLACEHOLDER.sub(
+        lambda m: html.escape(values.get(m.group(1), ""), quote=True),
+        template.body.decode(),
+    )
+    return Response(
+        page,
+        status=200,
+        headers={"Cache-Control": DEMO_CACHE_CONTROL, "X-Content-Type-Options": "nosniff"},
+        content_type=template.content_type,
+    )
+
+
+@tracker_assets.get("/demo/<name>")
+async def demo_asset(name: str) -> Response:
+    """A file of the sample app (``tracker/examples/<name>``)."""
+    if not services().settings.demo:
+        return _not_found("the sample app (start with --demo)")
+    if not _ASSET_NAME.match(name) or name == DEMO_INDEX:
+        return _not_found(name)
+    asset = await load_asset(tracker_dir() / "examples" / name)
+    if asset is None:
+        return _not_found(name)
+    return asset_response(asset, DEMO_CACHE_CONTROL)
