@@ -14,6 +14,8 @@ from collections.abc import Callable
 
 import trio
 
+from .actors import Feed, Registry, SummaryWriter, feed_channels
+from .clock import Clock
 from .config import Settings
 from .demo import ensure_demo_tenant
 from .http import AppServices, TenantDirectory, create_app, serve_http
@@ -60,16 +62,37 @@ async def run_service(
             await storage.start(store.run)
             tenants = TenantDirectory(store)
             await tenants.reload()
-            app = create_app(AppServices(settings=settings, store=store, tenants=tenants))
+            clock = Clock()
 
-            async with trio.open_nursery() as http:
-                binds = await http.start(serve_http, app, settings, shutdown)
-                log.info("tippen-rt listening on %s", ", ".join(binds))
-                if settings.demo:
-                    await _start_demo(store, tenants, binds[0])
-                task_status.started(binds)
-            # serve_http has returned: no request is in flight any more, so
-            # the store can take its last writes and close.
+            async with trio.open_nursery() as live:
+                (triggers_send, triggers_recv), (changes_send, changes_recv) = feed_channels()
+                feed = await live.start(Feed(triggers_recv, changes_recv).run)
+                registry = await live.start(
+                    Registry(clock, triggers_out=triggers_send, changes_out=changes_send).run
+                )
+                await live.start(SummaryWriter(registry, store, clock).run)
+                app = create_app(
+                    AppServices(
+                        settings=settings,
+                        store=store,
+                        tenants=tenants,
+                        sink=registry,
+                        wall_ms=clock.now_ms,
+                        registry=registry,
+                        feed=feed,
+                    )
+                )
+
+                async with trio.open_nursery() as http:
+                    binds = await http.start(serve_http, app, settings, shutdown)
+                    log.info("tippen-rt listening on %s", ", ".join(binds))
+                    if settings.demo:
+                        await _start_demo(store, tenants, binds[0])
+                    task_status.started(binds)
+                # serve_http has returned: no request is in flight any more.
+                # Stop the actors; the summary writer flushes on its way out.
+                live.cancel_scope.cancel()
+            # Nothing else writes now: the store takes its last writes and closes.
             await store.close()
 
         root.cancel_scope.cancel()

@@ -9,6 +9,7 @@ from typing import Protocol
 
 from quart import current_app
 
+from ..actors import Feed, Registry
 from ..config import Settings
 from ..events import Batch, Limits
 from ..persist import EventStore
@@ -44,6 +45,9 @@ class AppServices:
     tenants: TenantDirectory
     sink: BatchSink = field(default_factory=DiscardSink)
     wall_ms: Callable[[], int] = wall_clock_ms
+    #: The live users (None in a store-only app, as some tests build).
+    registry: Registry | None = None
+    feed: Feed | None = None
 
     @property
     def limits(self) -> Limits:

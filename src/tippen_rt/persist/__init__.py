@@ -3,6 +3,7 @@
 from ._event_store import EventStore, StoreBusy, StoreClosed, StoreStats
 from ._events import InsertResult, count_events, insert_batch
 from ._schema import MIGRATIONS, connect, migrate, open_database
+from ._summaries import SummaryRow, upsert_summaries
 from ._tenants import (
     NoSuchTenant,
     TenantExists,
@@ -23,6 +24,7 @@ __all__ = [
     "StoreBusy",
     "StoreClosed",
     "StoreStats",
+    "SummaryRow",
     "TenantExists",
     "connect",
     "count_events",
@@ -36,4 +38,5 @@ __all__ = [
     "open_database",
     "rotate_admin_token",
     "update_tenant",
+    "upsert_summaries",
 ]

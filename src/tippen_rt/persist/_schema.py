@@ -68,6 +68,11 @@ MIGRATIONS: tuple[str, ...] = (
         time_on_current_page INTEGER NOT NULL DEFAULT 0,
         total_events INTEGER NOT NULL DEFAULT 0,
         total_errors INTEGER NOT NULL DEFAULT 0,
+        -- the current session's share of the totals, so rewriting the
+        -- summary of a session (after a restart, say) never counts twice
+        session_started_at INTEGER NOT NULL,
+        session_events INTEGER NOT NULL DEFAULT 0,
+        session_errors INTEGER NOT NULL DEFAULT 0,
         last_error_at INTEGER,
         needs_support INTEGER NOT NULL DEFAULT 0,
         support_reasons TEXT NOT NULL DEFAULT '[]',

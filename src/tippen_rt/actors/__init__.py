@@ -1,0 +1,60 @@
+"""Live users: one actor per user, its state, and the support rules.
+
+The Registry spawns a UserActor for each user's first batch; the actor owns
+that user's state and deadlines and announces changes and triggers on the
+registry's outbound channels.
+"""
+
+from ._dirty import DirtySet
+from ._feed import Feed, FeedMessage
+from ._gc import GcGuard
+from ._messages import (
+    Acknowledge,
+    AlertSent,
+    BatchArrived,
+    ChangeMessage,
+    MailboxMessage,
+    SettingsChanged,
+    TriggerCleared,
+    TriggerFired,
+    TriggerMessage,
+    UserChanged,
+    UserLeft,
+)
+from ._registry import Key, Registry, feed_channels
+from ._rules import RULES, RuleResult, Step, evaluate, session_end_at
+from ._state import UserState, apply_batch, new_state
+from ._summary_writer import SummaryWriter, summary_row
+from ._triggers import Trigger
+
+__all__ = [
+    "RULES",
+    "Acknowledge",
+    "AlertSent",
+    "BatchArrived",
+    "ChangeMessage",
+    "DirtySet",
+    "Feed",
+    "FeedMessage",
+    "GcGuard",
+    "Key",
+    "MailboxMessage",
+    "Registry",
+    "RuleResult",
+    "SettingsChanged",
+    "Step",
+    "SummaryWriter",
+    "Trigger",
+    "TriggerCleared",
+    "TriggerFired",
+    "TriggerMessage",
+    "UserChanged",
+    "UserLeft",
+    "UserState",
+    "apply_batch",
+    "evaluate",
+    "feed_channels",
+    "new_state",
+    "session_end_at",
+    "summary_row",
+]

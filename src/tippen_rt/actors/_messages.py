@@ -1,0 +1,86 @@
+"""Messages into actors (mailbox) and out of them (to alerts and the hub)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..events import Batch
+from ..tenants import TenantSettings
+from ._state import UserState
+from ._triggers import Trigger
+
+# ---- into an actor's mailbox ---------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class BatchArrived:
+    """A committed batch of this user's events."""
+
+    batch: Batch
+    settings: TenantSettings
+
+
+@dataclass(frozen=True, slots=True)
+class Acknowledge:
+    """An admin has seen the user's support need."""
+
+    by: str
+
+
+@dataclass(frozen=True, slots=True)
+class AlertSent:
+    """The notifier sent a Slack alert for this user (for the rate limit)."""
+
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class SettingsChanged:
+    """The tenant's thresholds changed."""
+
+    settings: TenantSettings
+
+
+MailboxMessage = BatchArrived | Acknowledge | AlertSent | SettingsChanged
+
+# ---- out of an actor -------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class TriggerFired:
+    """A support trigger started an episode: the user needs help."""
+
+    state: UserState
+    trigger: Trigger
+    reason: str
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class TriggerCleared:
+    """An episode ended: the user recovered (or left)."""
+
+    state: UserState
+    trigger: Trigger
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class UserChanged:
+    """The user's live state changed."""
+
+    state: UserState
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class UserLeft:
+    """The session ended (timeout or unload); the actor is gone."""
+
+    state: UserState
+    at: float
+    reason: str
+
+
+TriggerMessage = TriggerFired | TriggerCleared
+ChangeMessage = UserChanged | UserLeft

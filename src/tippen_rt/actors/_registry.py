@@ -1,0 +1,247 @@
+"""The Registry: one actor per live user, found by (tenant id, user id).
+
+It owns the nursery the actors run in and the map from key to mailbox.  The
+first batch of a user spawns their actor; a full mailbox makes the sender
+wait (backpressure) instead of growing memory.  It also keeps the latest
+state each actor published, so the dashboard, summaries and snapshots can
+read live state without asking (and without touching) the actors.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from typing import Any
+
+import trio
+
+from ..clock import Clock
+from ..events import Batch
+from ..tenants import Tenant, TenantSettings
+from ._actor import run_user_actor
+from ._dirty import DirtySet
+from ._gc import GcGuard
+from ._messages import (
+    Acknowledge,
+    AlertSent,
+    BatchArrived,
+    ChangeMessage,
+    MailboxMessage,
+    SettingsChanged,
+    TriggerCleared,
+    TriggerFired,
+    TriggerMessage,
+    UserChanged,
+    UserLeft,
+)
+from ._rules import Step
+from ._state import UserState, new_state
+
+log = logging.getLogger(__name__)
+
+Key = tuple[int, str]
+
+
+class Registry:
+    """Live users and their actors. Start with ``await nursery.start(registry.run)``."""
+
+    def __init__(
+        self,
+        clock: Clock,
+        *,
+        triggers_out: trio.MemorySendChannel[TriggerMessage],
+        changes_out: trio.MemorySendChannel[ChangeMessage],
+        mailbox_size: int = 16,
+        gc_guard: GcGuard | None = None,
+    ) -> None:
+        self.clock = clock
+        self._triggers_out = triggers_out
+        self._changes_out = changes_out
+        self._mailbox_size = mailbox_size
+        self._mailboxes: dict[Key, trio.MemorySendChannel[MailboxMessage]] = {}
+        self._latest: dict[Key, UserState] = {}
+        self._dirty: list[DirtySet[Key]] = []
+        #: Final states of ended actors, with how many watchers have yet to read them.
+        self._ended_states: dict[Key, tuple[UserState, int]] = {}
+        self._nursery: trio.Nursery | None = None
+        self._gc = gc_guard or GcGuard()
+        self.changes_dropped = 0
+        self.spawned = 0
+        self.ended_count = 0
+
+    async def run(
+        self, *, task_status: trio.TaskStatus[Registry] = trio.TASK_STATUS_IGNORED
+    ) -> None:
+        """Host the actors until cancelled (which cancels every actor)."""
+        async with trio.open_nursery() as nursery:
+            self._nursery = nursery
+            task_status.started(self)
+            await trio.sleep_forever()
+
+    # ---- into actors -----------------------------------------------------
+
+    async def deliver(self, tenant: Tenant, batch: Batch) -> None:
+        """Send a committed batch to its user's actor, spawning it if needed."""
+        message = BatchArrived(batch, tenant.settings)
+        key = (tenant.id, batch.user_id)
+        while True:
+            mailbox = self._mailboxes.get(key)
+            if mailbox is None:
+                state = new_state(tenant.id, batch, self.clock.now())
+                mailbox = self._spawn(state, tenant.settings)
+            try:
+                await mailbox.send(message)
+                return
+            except (trio.BrokenResourceError, trio.ClosedResourceError):
+                # The actor ended between lookup and send: a new session starts.
+                if self._mailboxes.get(key) is mailbox:
+                    del self._mailboxes[key]
+
+    async def acknowledge(self, tenant_id: int, user_id: str, by: str) -> bool:
+        """Tell a live user's actor that an admin has seen them; False if not live."""
+        return await self._send_if_live((tenant_id, user_id), Acknowledge(by))
+
+    async def alert_sent(self, tenant_id: int, user_id: str, at: float) -> bool:
+        """Record in the actor that a Slack alert went out at ``at``."""
+        return await self._send_if_live((tenant_id, user_id), AlertSent(at))
+
+    async def settings_changed(self, tenant_id: int, settings: TenantSettings) -> None:
+        """Give every live actor of a tenant its new thresholds."""
+        for key in [k for k in self._mailboxes if k[0] == tenant_id]:
+            await self._send_if_live(key, SettingsChanged(settings))
+
+    async def _send_if_live(self, key: Key, message: MailboxMessage) -> bool:
+        mailbox = self._mailboxes.get(key)
+        if mailbox is None:
+            return False
+        try:
+            await mailbox.send(message)
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            return False
+        return True
+
+    def restore(self, state: UserState, settings: TenantSettings) -> None:
+        """Recreate the actor for a state saved before a restart."""
+        if state.key in self._mailboxes:
+            raise ValueError(f"user {state.key} is already live")
+        self._spawn(state, settings)
+
+    def _spawn(
+        self, state: UserState, settings: TenantSettings
+    ) -> trio.MemorySendChannel[MailboxMessage]:
+        if self._nursery is None:
+            raise RuntimeError("the registry is not running")
+        send, receive = trio.open_memory_channel[MailboxMessage](self._mailbox_size)
+        self._mailboxes[state.key] = send
+        self._latest[state.key] = state
+        self._ended_states.pop(state.key, None)
+        self._nursery.start_soon(run_user_actor, state, settings, receive, self)
+        self.spawned += 1
+        self._gc.spawned(len(self._mailboxes))
+        return send
+
+    # ---- out of actors (the ActorHost side) ------------------------------
+
+    async def publish(self, before: UserState, step: Step, now: float) -> None:
+        """Called by an actor after every change."""
+        state = step.state
+        key = state.key
+        if not step.session_over:
+            self._latest[key] = state
+        if state is not before:
+            for dirty in self._dirty:
+                dirty.add(key)
+            self._send_change(UserChanged(state, now))
+        for trigger, reason in step.fired:
+            await self._triggers_out.send(TriggerFired(state, trigger, reason, now))
+        for trigger in step.cleared:
+            await self._triggers_out.send(TriggerCleared(state, trigger, now))
+
+    def ended(self, state: UserState, now: float, reason: str) -> None:
+        """Called by an actor as its last act: forget it."""
+        key = state.key
+        self._mailboxes.pop(key, None)
+        self._latest.pop(key, None)
+        if self._dirty:
+            self._ended_states[key] = (state, len(self._dirty))
+        for dirty in self._dirty:
+            dirty.add(key)
+        self.ended_count += 1
+        self._gc.ended()
+        self._send_change(UserLeft(state, now, reason))
+        log.debug("user %s/%s left: %s", state.tenant_id, state.user_id, reason)
+
+    def _send_change(self, message: ChangeMessage) -> None:
+        try:
+            self._changes_out.send_nowait(message)
+        except trio.WouldBlock:
+            # The consumer lags; it resyncs from ``states()``.  Never block an actor.
+            self.changes_dropped += 1
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            pass
+
+    # ---- reading live state ----------------------------------------------
+
+    def state(self, tenant_id: int, user_id: str) -> UserState | None:
+        """The latest state of a live user, or None."""
+        return self._latest.get((tenant_id, user_id))
+
+    def states(self, tenant_id: int | None = None) -> Iterator[UserState]:
+        """Latest states of live users, of one tenant or all."""
+        states = list(self._latest.values())
+        if tenant_id is None:
+            return iter(states)
+        return (s for s in states if s.tenant_id == tenant_id)
+
+    def state_for_flush(self, key: Key) -> tuple[UserState | None, bool]:
+        """(state, live) for a key a watcher took: the live state, or an ended actor's last.
+
+        Each watcher reads an ended actor's final state once; after the last
+        watcher has, the registry forgets it.
+        """
+        state = self._latest.get(key)
+        if state is not None:
+            return state, True
+        entry = self._ended_states.get(key)
+        if entry is None:
+            return None, False
+        final, readers = entry
+        if readers <= 1:
+            del self._ended_states[key]
+        else:
+            self._ended_states[key] = (final, readers - 1)
+        return final, False
+
+    def watch(self) -> DirtySet[Key]:
+        """A new set that collects the keys of users whose state changes."""
+        dirty: DirtySet[Key] = DirtySet()
+        self._dirty.append(dirty)
+        return dirty
+
+    @property
+    def live_count(self) -> int:
+        """Number of live actors."""
+        return len(self._mailboxes)
+
+    def stats(self) -> dict[str, Any]:
+        """Counters for health pages and benchmarks."""
+        return {
+            "live": len(self._mailboxes),
+            "spawned": self.spawned,
+            "ended": self.ended_count,
+            "changes_dropped": self.changes_dropped,
+            "gc_freezes": self._gc.freezes,
+        }
+
+
+def feed_channels(
+    capacity: int = 10_000,
+) -> tuple[
+    tuple[trio.MemorySendChannel[TriggerMessage], trio.MemoryReceiveChannel[TriggerMessage]],
+    tuple[trio.MemorySendChannel[ChangeMessage], trio.MemoryReceiveChannel[ChangeMessage]],
+]:
+    """The two outbound channels of a registry: triggers, and state changes."""
+    return (
+        trio.open_memory_channel[TriggerMessage](capacity),
+        trio.open_memory_channel[ChangeMessage](capacity),
+    )

@@ -1,0 +1,178 @@
+"""Registry and actor lifecycle: spawning, sessions ending, backpressure, summaries."""
+
+from __future__ import annotations
+
+import pytest
+import trio
+import trio.testing
+from trio.testing import MockClock
+
+from tippen_rt.actors import Registry, feed_channels
+from tippen_rt.clock import Clock
+from tippen_rt.events import validate_batch
+from tippen_rt.persist import EventStore
+
+from .conftest import T0, TENANT, Live
+
+ROUTE = {"type": "route", "route": "/home"}
+CLICK = {"type": "click", "element": "a.nav"}
+
+
+async def test_one_actor_per_user(live: Live, autojump_clock: MockClock) -> None:
+    for user in ("a", "b", "a", "c", "b"):
+        await live.send(user, CLICK)
+    assert live.registry.live_count == 3
+    assert live.registry.spawned == 3
+    state = live.registry.state(1, "a")
+    assert state is not None and state.total_events == 2
+
+
+async def test_session_ends_after_thirty_quiet_minutes(
+    live: Live, autojump_clock: MockClock
+) -> None:
+    await live.send("ann", ROUTE, tier="paid")
+    await live.at(600)
+    await live.send("ann", {"type": "heartbeat"}, tier="paid")
+    await live.at(2399.9)
+    assert live.registry.live_count == 1
+    await live.at(2401)
+    assert live.left() == [("ann", 2400.0, "session timed out")]
+    assert live.registry.live_count == 0
+    assert live.registry.state(1, "ann") is None
+
+
+async def test_unload_ends_the_session_after_the_grace_period(
+    live: Live, autojump_clock: MockClock
+) -> None:
+    await live.send("ann", ROUTE, tier="paid")
+    await live.at(100)
+    await live.send("ann", {"type": "visibility", "state": "unload"}, tier="paid")
+    await live.at(159.9)
+    assert live.registry.live_count == 1
+    await live.at(161)
+    assert live.left() == [("ann", 160.0, "page closed")]
+
+
+async def test_coming_back_within_the_grace_period_keeps_the_session(
+    live: Live, autojump_clock: MockClock
+) -> None:
+    await live.send("ann", ROUTE, tier="paid")
+    await live.at(100)
+    await live.send("ann", {"type": "visibility", "state": "unload"}, tier="paid")
+    await live.at(110)  # a reload: the next page's first events
+    await live.send("ann", ROUTE, tier="paid")
+    await live.at(300)
+    assert live.left() == []
+    state = live.registry.state(1, "ann")
+    assert state is not None and state.unloaded_at is None
+
+
+async def test_a_user_who_returns_after_the_session_ended_gets_a_new_actor(
+    live: Live, autojump_clock: MockClock
+) -> None:
+    await live.send("ann", ROUTE, tier="paid")
+    await live.at(1900)
+    assert live.registry.live_count == 0
+    await live.send("ann", ROUTE, tier="paid")
+    state = live.registry.state(1, "ann")
+    assert state is not None
+    assert state.session_started_at == T0 + 1900
+    assert state.total_events == 1
+    assert live.registry.spawned == 2
+
+
+async def test_a_full_mailbox_makes_the_sender_wait(autojump_clock: MockClock) -> None:
+    # Nobody consumes triggers: the actor blocks announcing one, so its
+    # mailbox fills up, and deliver() must wait rather than queue forever.
+    clock = Clock.starting_at(T0)
+    (t_send, _t_recv), (c_send, _c_recv) = feed_channels(capacity=0)
+    async with trio.open_nursery() as nursery:
+        registry = await nursery.start(
+            Registry(clock, triggers_out=t_send, changes_out=c_send, mailbox_size=2).run
+        )
+
+        def batch(n: int):  # type: ignore[no-untyped-def]
+            return validate_batch(
+                {
+                    "apiKey": "k",
+                    "userId": "u",
+                    "subscriptionTier": "paid",
+                    "events": [{"type": "error", "message": f"e{n}", "timestamp": clock.now_ms()}]
+                    * 4,
+                },
+                clock.now_ms(),
+            )
+
+        delivered = 0
+        with trio.move_on_after(60):
+            for n in range(10):
+                await registry.deliver(TENANT, batch(n))
+                delivered += 1
+        # 1 taken by the actor (now stuck announcing) + 2 in its mailbox.
+        assert delivered == 3
+        assert registry.stats()["changes_dropped"] >= 1  # never blocked on changes
+        nursery.cancel_scope.cancel()
+
+
+async def test_summaries_are_written_coalesced(
+    live_with_store: Live, store: EventStore, autojump_clock: MockClock
+) -> None:
+    live = live_with_store
+    assert live.summaries is not None
+    for i in range(50):
+        await live.send("ann", CLICK, {"type": "error", "message": f"e{i}"})
+    await live.at(0.5)
+    assert live.summaries.writes == 0  # still gathering
+    await live.at(2)
+    await live.settled()
+    assert live.summaries.writes == 1 and live.summaries.rows == 1
+
+    row = await store.read(
+        lambda c: c.execute(
+            "SELECT user_id, total_events, total_errors, current_route, needs_support,"
+            " support_reasons, session_open, last_error_at FROM user_activity_summary"
+        ).fetchone()
+    )
+    assert row[:5] == ("ann", 100, 50, None, 1)
+    assert "multiple_errors" in row[5]
+    assert row[6] == 1
+    assert row[7] == int(T0 * 1000)
+
+
+async def test_summary_totals_add_up_across_sessions(
+    live_with_store: Live, store: EventStore, autojump_clock: MockClock
+) -> None:
+    live = live_with_store
+    await live.send("ann", ROUTE, CLICK, tier="paid")
+    await live.at(2000)  # session over, final summary written
+    await live.settled()
+    closed = await store.read(
+        lambda c: c.execute(
+            "SELECT total_events, session_open, current_route FROM user_activity_summary"
+        ).fetchone()
+    )
+    assert closed == (2, 0, "/home")
+    await live.send("ann", ROUTE, tier="paid")
+    await live.at(2010)
+    await live.settled()
+    total = await store.read(
+        lambda c: c.execute(
+            "SELECT total_events, session_open FROM user_activity_summary"
+        ).fetchone()
+    )
+    assert total == (3, 1)
+
+
+async def test_summary_time_on_page_grows(
+    live_with_store: Live, store: EventStore, autojump_clock: MockClock
+) -> None:
+    live = live_with_store
+    await live.send("ann", ROUTE, tier="paid")
+    await live.at(30)
+    await live.send("ann", {"type": "heartbeat"}, tier="paid")
+    await live.at(35)
+    await live.settled()
+    ms = await store.read(
+        lambda c: c.execute("SELECT time_on_current_page FROM user_activity_summary").fetchone()[0]
+    )
+    assert ms == pytest.approx(31_000, abs=1)
