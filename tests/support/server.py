@@ -42,14 +42,28 @@ class ServerProcess:
         """Everything the process printed so far."""
         return "".join(self.output)
 
+    def wait_for_log(self, text: str, timeout_s: float = 30.0) -> None:
+        """Wait until the process has printed ``text``; fail after ``timeout_s``."""
+        deadline = time.monotonic() + timeout_s
+        while text not in self.log():
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise TimeoutError(f"server never printed {text!r}:\n{self.log()}")
+            time.sleep(0.02)
+
+    @property
+    def port(self) -> int:
+        """The TCP port it listens on."""
+        return int(self.url.rsplit(":", 1)[1])
+
 
 def start_server(
     db_path: Path,
     *extra_args: str,
     env: Mapping[str, str] | None = None,
     timeout_s: float = 30.0,
+    port: int = 0,
 ) -> ServerProcess:
-    """Start ``tippen-rt serve --port 0`` and wait until it listens."""
+    """Start ``tippen-rt serve`` on ``port`` (0: any free one) and wait until it listens."""
     cmd = [
         sys.executable,
         "-m",
@@ -60,7 +74,7 @@ def start_server(
         "--host",
         "127.0.0.1",
         "--port",
-        "0",
+        str(port),
         *extra_args,
     ]
     full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}

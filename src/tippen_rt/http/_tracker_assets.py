@@ -160,8 +160,9 @@ async def demo_app(_route: str = "") -> Response:
     """The sample app, with the demo tenant's API key in its script tag.
 
     Query parameters ``user``, ``email``, ``tier``, ``flush`` and ``heartbeat``
-    (ms) fill the matching ``data-tippen-*`` attributes, to try several users
-    at once or to watch batches go out faster.
+    (ms) and ``endpoint`` fill the matching ``data-tippen-*`` attributes, to try
+    several users at once, to watch batches go out faster, or to send them
+    elsewhere.
     """
     if not services().settings.demo:
         return _not_found("the sample app (start with --demo)")
@@ -182,6 +183,7 @@ async def demo_app(_route: str = "") -> Response:
         "tier": args.get("tier", "free_trial"),
         "flush_ms": args.get("flush", ""),
         "heartbeat_ms": args.get("heartbeat", ""),
+        "endpoint": args.get("endpoint", ""),
     }
     page = _PLACEHOLDER.sub(
         lambda m: html.escape(values.get(m.group(1), ""), quote=True),
