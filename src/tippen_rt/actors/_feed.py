@@ -1,15 +1,20 @@
-"""The consumer of what actors announce, until alerts and the hub take over.
+"""The one consumer of what actors announce, fanning it out to the other parts.
 
 It logs every trigger and keeps the last N messages per tenant in memory, so
-tests and the health page can see them.  Other parts subscribe with
-:meth:`Feed.subscribe` and get every message after it is recorded.
+tests and the health page can see them.  Other parts subscribe:
+
+- :meth:`Feed.subscribe_triggers` with an async function, awaited for every
+  trigger in order (the Notifier: a trigger must never be dropped, so a slow
+  subscriber slows the feed, and through the bounded channel, the actor);
+- :meth:`Feed.subscribe` with a plain function that must not block, called
+  for every message (the Hub: it coalesces and may resync, so it never waits).
 """
 
 from __future__ import annotations
 
 import logging
 from collections import defaultdict, deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 import trio
 
@@ -46,10 +51,15 @@ class Feed:
             lambda: deque(maxlen=self._keep)
         )
         self._subscribers: list[Callable[[FeedMessage], None]] = []
+        self._trigger_subscribers: list[Callable[[TriggerMessage], Awaitable[None]]] = []
 
     def subscribe(self, callback: Callable[[FeedMessage], None]) -> None:
         """Call ``callback`` (synchronously, must not block) for every message."""
         self._subscribers.append(callback)
+
+    def subscribe_triggers(self, handler: Callable[[TriggerMessage], Awaitable[None]]) -> None:
+        """Await ``handler(message)`` for every trigger message, in order."""
+        self._trigger_subscribers.append(handler)
 
     async def run(self, *, task_status: trio.TaskStatus[Feed] = trio.TASK_STATUS_IGNORED) -> None:
         """Consume both channels until they close or this is cancelled."""
@@ -77,6 +87,8 @@ class Feed:
                     message.trigger.in_words,
                 )
             self.recent_triggers[state.tenant_id].append(message)
+            for handler in self._trigger_subscribers:
+                await handler(message)
             self._notify(message)
 
     async def _drain_changes(self) -> None:
