@@ -176,3 +176,15 @@ async def test_summary_time_on_page_grows(
         lambda c: c.execute("SELECT time_on_current_page FROM user_activity_summary").fetchone()[0]
     )
     assert ms == pytest.approx(31_000, abs=1)
+
+
+async def test_drop_ends_an_actor_silently(live: Live, autojump_clock: MockClock) -> None:
+    await live.send("ann", ROUTE, tier="paid")
+    assert await live.registry.drop(1, "ann")
+    await live.at(10)
+    assert live.registry.live_count == 0
+    assert live.registry.state(1, "ann") is None
+    assert live.left() == []
+    assert not await live.registry.drop(1, "ann")
+    await live.send("ann", ROUTE, tier="paid")  # a later event starts afresh
+    assert live.registry.live_count == 1

@@ -52,7 +52,10 @@ async def run_user_actor(
         while True:
             message: MailboxMessage | None = None
             with trio.move_on_at(clock.to_trio(step.next_at)):
-                message = await mailbox.receive()
+                try:
+                    message = await mailbox.receive()
+                except trio.EndOfChannel:
+                    return  # the registry dropped this user (erased): no goodbye
             if message is None:
                 # A deadline passed. Float rounding between the two clocks may
                 # wake us a hair early: we are at the deadline by definition.

@@ -120,6 +120,20 @@ class Registry:
             return False
         return True
 
+    async def drop(self, tenant_id: int, user_id: str) -> bool:
+        """End a live user's actor without a summary or goodbye (their data is erased).
+
+        Returns False if the user was not live.
+        """
+        key = (tenant_id, user_id)
+        mailbox = self._mailboxes.pop(key, None)
+        self._latest.pop(key, None)
+        self._ended_states.pop(key, None)
+        if mailbox is None:
+            return False
+        await mailbox.aclose()
+        return True
+
     def restore(self, state: UserState, settings: TenantSettings) -> None:
         """Recreate the actor for a state saved before a restart."""
         if state.key in self._mailboxes:
