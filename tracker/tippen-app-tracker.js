@@ -180,8 +180,8 @@
     if (ignored(t)) return;
     var el = t.closest('a,button,summary,label,select,input,textarea,[role=button],' +
       '[role=link],[role=menuitem],[data-tippen-name]') || t, ev = { element: sel(el) };
-    if ((/^(A|BUTTON|SUMMARY|LABEL)$/.test(el.tagName) || el.getAttribute('role')) &&
-      !el.isContentEditable) {
+    if ((/^(A|BUTTON|SUMMARY|LABEL)$/.test(el.tagName) ||
+      /^(button|link|menuitem)$/.test(el.getAttribute('role'))) && !el.isContentEditable) {
       ev.text = clip((el.innerText || el.textContent || '').replace(/\s+/g, ' ').trim(), 80);
     }
     push('click', ev);

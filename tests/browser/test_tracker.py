@@ -314,6 +314,8 @@ def test_a_password_never_leaks(demo: Demo, page: Page, traffic: Traffic, snap: 
     page.fill("input[name=email]", email)
     page.click("#password")
     page.keyboard.type(password)
+    page.evaluate("document.getElementById('view').setAttribute('role', 'main')")
+    page.click("main", position={"x": 3, "y": 3})  # a region: no text, whatever its role
     snap(page)
     stored = page.evaluate("Object.values(sessionStorage).join()")
     page.press("#password", "Enter")  # submits the form
@@ -326,6 +328,8 @@ def test_a_password_never_leaks(demo: Demo, page: Page, traffic: Traffic, snap: 
     assert {"form_submit", "click"} <= types(rows)
     (field_click,) = [r for r in rows if r["element"] == "input#password"]
     assert field_click["element_text"] is None
+    (region_click,) = [r for r in rows if r["element"] == "main#view"]
+    assert region_click["element_text"] is None
     everything = [
         str(value)
         for (table,) in demo.query("SELECT name FROM sqlite_master WHERE type = 'table'")
