@@ -11,7 +11,7 @@ import trio
 
 from tippen_rt.config import Settings
 from tippen_rt.http import AppServices, TenantDirectory, create_app
-from tippen_rt.persist import EventStore, create_tenant
+from tippen_rt.persist import EventStore, create_tenant, run_inline
 from tippen_rt.tenants import Tenant
 
 ORIGIN = "https://app.example.com"
@@ -35,6 +35,15 @@ def settings(db_path: Path) -> Settings:
 @pytest.fixture
 async def store(db_path: Path, nursery: trio.Nursery) -> AsyncIterator[EventStore]:
     event_store = EventStore(db_path)
+    await nursery.start(event_store.run)
+    yield event_store
+    await event_store.close()
+
+
+@pytest.fixture
+async def inline_store(tmp_path: Path, nursery: trio.Nursery) -> AsyncIterator[EventStore]:
+    """A store that runs SQLite in the trio thread: for tests on virtual time."""
+    event_store = EventStore(tmp_path / "inline.db", offload=run_inline)
     await nursery.start(event_store.run)
     yield event_store
     await event_store.close()

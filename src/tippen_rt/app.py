@@ -85,9 +85,9 @@ async def run_service(
 
                 async with trio.open_nursery() as http:
                     binds = await http.start(serve_http, app, settings, shutdown)
-                    log.info("tippen-rt listening on %s", ", ".join(binds))
                     if settings.demo:
                         await _start_demo(store, tenants, binds[0])
+                    log.info("tippen-rt listening on %s", ", ".join(binds))
                     task_status.started(binds)
                 # serve_http has returned: no request is in flight any more.
                 # Stop the actors; the summary writer flushes on its way out.

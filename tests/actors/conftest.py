@@ -71,18 +71,6 @@ class Live:
         await trio.sleep_until(self.clock.to_trio(T0 + seconds))
         await trio.testing.wait_all_tasks_blocked()
 
-    async def settled(self) -> None:
-        """Wait until summary writes in worker threads have landed.
-
-        Under the autojump clock, virtual time moves on while a worker thread
-        runs, so "after N seconds" does not imply "after the write finished".
-        """
-        if self.summaries is None:
-            return
-        with trio.fail_after(60):
-            while len(self.summaries.pending) or self.summaries.in_flight:  # noqa: ASYNC110
-                await trio.sleep(0.001)
-
     def fired(self, user: str | None = None) -> list[tuple[Trigger, float]]:
         """(trigger, seconds since start) for every trigger that fired."""
         return [
@@ -124,8 +112,9 @@ async def live(
 
 @pytest.fixture
 async def live_with_store(
-    autojump_clock: trio.testing.MockClock, nursery: trio.Nursery, store: EventStore
+    autojump_clock: trio.testing.MockClock, nursery: trio.Nursery, inline_store: EventStore
 ) -> AsyncIterator[Live]:
+    store = inline_store
     from tippen_rt.persist import create_tenant
 
     tenant, _ = await store.write(lambda c: create_tenant(c, "acme", []))

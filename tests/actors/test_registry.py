@@ -115,7 +115,7 @@ async def test_a_full_mailbox_makes_the_sender_wait(autojump_clock: MockClock) -
 
 
 async def test_summaries_are_written_coalesced(
-    live_with_store: Live, store: EventStore, autojump_clock: MockClock
+    live_with_store: Live, inline_store: EventStore, autojump_clock: MockClock
 ) -> None:
     live = live_with_store
     assert live.summaries is not None
@@ -124,10 +124,9 @@ async def test_summaries_are_written_coalesced(
     await live.at(0.5)
     assert live.summaries.writes == 0  # still gathering
     await live.at(2)
-    await live.settled()
     assert live.summaries.writes == 1 and live.summaries.rows == 1
 
-    row = await store.read(
+    row = await inline_store.read(
         lambda c: c.execute(
             "SELECT user_id, total_events, total_errors, current_route, needs_support,"
             " support_reasons, session_open, last_error_at FROM user_activity_summary"
@@ -140,13 +139,12 @@ async def test_summaries_are_written_coalesced(
 
 
 async def test_summary_totals_add_up_across_sessions(
-    live_with_store: Live, store: EventStore, autojump_clock: MockClock
+    live_with_store: Live, inline_store: EventStore, autojump_clock: MockClock
 ) -> None:
     live = live_with_store
     await live.send("ann", ROUTE, CLICK, tier="paid")
     await live.at(2000)  # session over, final summary written
-    await live.settled()
-    closed = await store.read(
+    closed = await inline_store.read(
         lambda c: c.execute(
             "SELECT total_events, session_open, current_route FROM user_activity_summary"
         ).fetchone()
@@ -154,8 +152,7 @@ async def test_summary_totals_add_up_across_sessions(
     assert closed == (2, 0, "/home")
     await live.send("ann", ROUTE, tier="paid")
     await live.at(2010)
-    await live.settled()
-    total = await store.read(
+    total = await inline_store.read(
         lambda c: c.execute(
             "SELECT total_events, session_open FROM user_activity_summary"
         ).fetchone()
@@ -164,15 +161,14 @@ async def test_summary_totals_add_up_across_sessions(
 
 
 async def test_summary_time_on_page_grows(
-    live_with_store: Live, store: EventStore, autojump_clock: MockClock
+    live_with_store: Live, inline_store: EventStore, autojump_clock: MockClock
 ) -> None:
     live = live_with_store
     await live.send("ann", ROUTE, tier="paid")
     await live.at(30)
     await live.send("ann", {"type": "heartbeat"}, tier="paid")
     await live.at(35)
-    await live.settled()
-    ms = await store.read(
+    ms = await inline_store.read(
         lambda c: c.execute("SELECT time_on_current_page FROM user_activity_summary").fetchone()[0]
     )
     assert ms == pytest.approx(31_000, abs=1)

@@ -30,10 +30,22 @@ class ActorHost(Protocol):
 
     clock: Clock
 
-    async def publish(self, before: UserState, step: Step, now: float) -> None:
+    async def publish(
+        self,
+        mailbox: trio.MemoryReceiveChannel[MailboxMessage],
+        before: UserState,
+        step: Step,
+        now: float,
+    ) -> None:
         """Announce the new state, and any trigger that fired or cleared."""
 
-    def ended(self, state: UserState, now: float, reason: str) -> None:
+    def ended(
+        self,
+        mailbox: trio.MemoryReceiveChannel[MailboxMessage],
+        state: UserState,
+        now: float,
+        reason: str,
+    ) -> None:
         """Forget this actor; it returns right after."""
 
 
@@ -46,7 +58,7 @@ async def run_user_actor(
     """Own ``state`` until the user's session ends."""
     clock = host.clock
     step = evaluate(state, clock.now(), settings)
-    await host.publish(state, step, clock.now())
+    await host.publish(mailbox, state, step, clock.now())
     state = step.state
     with mailbox:
         while True:
@@ -71,10 +83,10 @@ async def run_user_actor(
             step = evaluate(state, now, settings)
             if step.session_over:
                 final = state.replace(active=(), needs_support=False)
-                await host.publish(before, Step(final, (), step.cleared, now, True), now)
-                host.ended(final, now, _end_reason(state))
+                await host.publish(mailbox, before, Step(final, (), step.cleared, now, True), now)
+                host.ended(mailbox, final, now, _end_reason(state))
                 return
-            await host.publish(before, step, now)
+            await host.publish(mailbox, before, step, now)
             state = step.state
 
 

@@ -59,6 +59,9 @@ class Registry:
         self._changes_out = changes_out
         self._mailbox_size = mailbox_size
         self._mailboxes: dict[Key, trio.MemorySendChannel[MailboxMessage]] = {}
+        #: The receiving end each live actor holds: tells a current actor from
+        #: a dropped one that has not noticed yet.
+        self._receivers: dict[Key, trio.MemoryReceiveChannel[MailboxMessage]] = {}
         self._latest: dict[Key, UserState] = {}
         self._dirty: list[DirtySet[Key]] = []
         #: Final states of ended actors, with how many watchers have yet to read them.
@@ -96,6 +99,7 @@ class Registry:
                 # The actor ended between lookup and send: a new session starts.
                 if self._mailboxes.get(key) is mailbox:
                     del self._mailboxes[key]
+                    self._receivers.pop(key, None)
 
     async def acknowledge(self, tenant_id: int, user_id: str, by: str) -> bool:
         """Tell a live user's actor that an admin has seen them; False if not live."""
@@ -127,6 +131,7 @@ class Registry:
         """
         key = (tenant_id, user_id)
         mailbox = self._mailboxes.pop(key, None)
+        self._receivers.pop(key, None)
         self._latest.pop(key, None)
         self._ended_states.pop(key, None)
         if mailbox is None:
@@ -147,6 +152,7 @@ class Registry:
             raise RuntimeError("the registry is not running")
         send, receive = trio.open_memory_channel[MailboxMessage](self._mailbox_size)
         self._mailboxes[state.key] = send
+        self._receivers[state.key] = receive
         self._latest[state.key] = state
         self._ended_states.pop(state.key, None)
         self._nursery.start_soon(run_user_actor, state, settings, receive, self)
@@ -156,10 +162,18 @@ class Registry:
 
     # ---- out of actors (the ActorHost side) ------------------------------
 
-    async def publish(self, before: UserState, step: Step, now: float) -> None:
+    async def publish(
+        self,
+        mailbox: trio.MemoryReceiveChannel[MailboxMessage],
+        before: UserState,
+        step: Step,
+        now: float,
+    ) -> None:
         """Called by an actor after every change."""
         state = step.state
         key = state.key
+        if self._receivers.get(key) is not mailbox:
+            return  # a dropped actor finishing its last message: it is not live
         if not step.session_over:
             self._latest[key] = state
         if state is not before:
@@ -171,9 +185,18 @@ class Registry:
         for trigger in step.cleared:
             await self._triggers_out.send(TriggerCleared(state, trigger, now))
 
-    def ended(self, state: UserState, now: float, reason: str) -> None:
+    def ended(
+        self,
+        mailbox: trio.MemoryReceiveChannel[MailboxMessage],
+        state: UserState,
+        now: float,
+        reason: str,
+    ) -> None:
         """Called by an actor as its last act: forget it."""
         key = state.key
+        if self._receivers.get(key) is not mailbox:
+            return
+        del self._receivers[key]
         self._mailboxes.pop(key, None)
         self._latest.pop(key, None)
         if self._dirty:

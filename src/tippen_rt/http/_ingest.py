@@ -35,6 +35,7 @@ def _cors_headers(origin: str) -> dict[str, str]:
         "Access-Control-Allow-Methods": "POST, OPTIONS",
         "Access-Control-Allow-Headers": "Content-Type",
         "Access-Control-Max-Age": "600",
+        "Access-Control-Expose-Headers": "Retry-After",
         "Vary": "Origin",
     }
 
@@ -99,8 +100,9 @@ async def track_user_activity() -> Response:
         if not result.duplicate:
             await svc.sink.deliver(tenant, batch)
     except BadInput as exc:
-        headers = {} if exc.code == "origin_not_allowed" else await _cors_for(origin, tenant)
-        return error_response(exc, headers)
+        # Errors are readable from any origin: they hold no data, and the
+        # tracker must see a 4xx to drop a batch instead of retrying it.
+        return error_response(exc, _cors_headers(origin) if origin else {})
     body_out = {"success": True, "stored": result.stored, "analyzed": True}
     if result.duplicate:
         body_out["duplicate"] = True

@@ -1,6 +1,6 @@
 """Persistence: the SQLite schema, the group-committing EventStore, tenant rows."""
 
-from ._event_store import EventStore, StoreBusy, StoreClosed, StoreStats
+from ._event_store import EventStore, StoreBusy, StoreClosed, StoreStats, run_inline
 from ._events import InsertResult, count_events, insert_batch
 from ._schema import MIGRATIONS, connect, migrate, open_database
 from ._summaries import SummaryRow, upsert_summaries
@@ -37,6 +37,7 @@ __all__ = [
     "migrate",
     "open_database",
     "rotate_admin_token",
+    "run_inline",
     "update_tenant",
     "upsert_summaries",
 ]

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Generic, TypeVar
@@ -26,6 +26,15 @@ from ._schema import connect, migrate
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+
+
+Offload = Callable[..., Awaitable[Any]]
+
+
+async def run_inline(fn: Callable[..., T], *args: Any) -> T:
+    """Run ``fn`` in the trio thread (blocking it): deterministic, for virtual-time tests."""
+    await trio.lowlevel.checkpoint()
+    return fn(*args)
 
 
 class StoreBusy(Exception):
@@ -64,13 +73,20 @@ class EventStore:
         *,
         queue_jobs: int = 2048,
         max_rows_per_commit: int = 20_000,
+        offload: Offload | None = None,
     ) -> None:
+        """``offload`` runs blocking SQLite calls; a worker thread by default.
+
+        Tests on virtual time pass :func:`run_inline`: a worker thread would let
+        the autojump clock race ahead while SQLite works.
+        """
         self.path = Path(path)
+        self._offload: Offload = offload or trio.to_thread.run_sync
         self._max_rows = max_rows_per_commit
         self._send, self._recv = trio.open_memory_channel[_Job[Any]](queue_jobs)
         self._writer: sqlite3.Connection | None = None
         self._reader: sqlite3.Connection | None = None
-        self._read_limiter = trio.CapacityLimiter(1)
+        self._read_lock = trio.Lock()
         self._closed = False
         self._commits = 0
         self._jobs = 0
@@ -86,8 +102,8 @@ class EventStore:
         On the way out (closed or cancelled) it commits what is queued, runs a
         WAL checkpoint and closes both connections.
         """
-        self._writer = await trio.to_thread.run_sync(self._open_writer)
-        self._reader = await trio.to_thread.run_sync(connect, self.path)
+        self._writer = await self._offload(self._open_writer)
+        self._reader = await self._offload(connect, self.path)
         try:
             task_status.started(self)
             async for first in self._recv:
@@ -103,7 +119,7 @@ class EventStore:
                     except (trio.WouldBlock, trio.EndOfChannel):
                         break
                     await self._commit_group(job)
-                await trio.to_thread.run_sync(self._close_connections)
+                await self._offload(self._close_connections)
 
     async def close(self) -> None:
         """Stop taking writes; :meth:`run` commits what is queued and returns."""
@@ -170,7 +186,7 @@ class EventStore:
             jobs.append(job)
             rows += job.rows
         try:
-            await trio.to_thread.run_sync(self._run_transaction, jobs)
+            await self._offload(self._run_transaction, jobs)
         finally:
             for job in jobs:
                 job.done.set()
@@ -208,7 +224,9 @@ class EventStore:
         if self._reader is None:
             raise StoreClosed("event store is not open")
         reader = self._reader
-        return await trio.to_thread.run_sync(fn, reader, limiter=self._read_limiter)
+        async with self._read_lock:
+            result: T = await self._offload(fn, reader)
+        return result
 
     # ---- introspection ---------------------------------------------------
 
