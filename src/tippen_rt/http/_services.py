@@ -13,6 +13,7 @@ from ..actors import Feed, Registry
 from ..config import Settings
 from ..events import Batch, Limits
 from ..persist import EventStore
+from ..persist._snapshot_store import SnapshotStore
 from ..tenants import Tenant
 from ._tenant_directory import TenantDirectory
 
@@ -48,6 +49,8 @@ class AppServices:
     #: The live users (None in a store-only app, as some tests build).
     registry: Registry | None = None
     feed: Feed | None = None
+    #: Saved live state (None until the snapshotter runs).
+    snapshots: SnapshotStore | None = None
 
     @property
     def limits(self) -> Limits:
