@@ -97,6 +97,15 @@ MIGRATIONS: tuple[str, ...] = (
     ) WITHOUT ROWID;
     CREATE INDEX idx_ingest_batches_received ON ingest_batches(received_at);
     """,
+    # 2: snapshots of live actor state (the embedded default; Redis otherwise)
+    """
+    CREATE TABLE live_snapshots (
+        tenant_id INTEGER NOT NULL,
+        user_id TEXT NOT NULL,
+        state BLOB NOT NULL,
+        PRIMARY KEY (tenant_id, user_id)
+    ) WITHOUT ROWID;
+    """,
 )
 
 
