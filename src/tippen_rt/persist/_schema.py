@@ -106,6 +106,25 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (tenant_id, user_id)
     ) WITHOUT ROWID;
     """,
+    # 3: admin dashboard: the secret that signs admin sessions (generated once,
+    # so logins survive restarts), and the video calls admins start with users
+    """
+    CREATE TABLE server_secrets (
+        name TEXT PRIMARY KEY,
+        value TEXT NOT NULL,
+        created_at INTEGER NOT NULL
+    ) WITHOUT ROWID;
+
+    CREATE TABLE video_calls (
+        id INTEGER PRIMARY KEY,
+        tenant_id INTEGER NOT NULL REFERENCES tenants(id),
+        user_id TEXT NOT NULL,
+        started_by TEXT NOT NULL,
+        url TEXT NOT NULL,
+        started_at INTEGER NOT NULL
+    );
+    CREATE INDEX idx_video_calls_user ON video_calls(tenant_id, user_id, id);
+    """,
 )
 
 
