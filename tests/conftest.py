@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
@@ -13,6 +13,8 @@ from tippen_rt.config import Settings
 from tippen_rt.http import AppServices, TenantDirectory, create_app
 from tippen_rt.persist import EventStore, create_tenant, run_inline
 from tippen_rt.tenants import Tenant
+
+from .support.redis_server import RedisServer, running_redis
 
 ORIGIN = "https://app.example.com"
 
@@ -47,6 +49,13 @@ async def inline_store(tmp_path: Path, nursery: trio.Nursery) -> AsyncIterator[E
     await nursery.start(event_store.run)
     yield event_store
     await event_store.close()
+
+
+@pytest.fixture
+def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
+    """A real redis-server of our own on a free port."""
+    with running_redis(tmp_path) as server:
+        yield server
 
 
 @pytest.fixture

@@ -1,9 +1,13 @@
 """The process: one ``trio.run``, one root nursery, explicit start and stop order.
 
 Start order: signal watcher, EventStore (opens and migrates SQLite), tenant
-directory, HTTP server.  Stop order on SIGTERM/SIGINT: the HTTP server stops
-accepting and finishes in-flight requests (bounded by the graceful timeout),
-then the EventStore commits what is queued, checkpoints the WAL and closes.
+directory, Feed, Registry, recovery of every live user (snapshots, then replay
+of newer events), snapshotter, summary writer, HTTP server.  Requests are
+accepted only after recovery.  Stop order on SIGTERM/SIGINT: the HTTP server
+stops accepting and finishes in-flight requests (bounded by the graceful
+timeout); the actors stop, every live state is snapshotted and every summary
+written; then the EventStore commits what is queued, checkpoints the WAL and
+closes.
 """
 
 from __future__ import annotations
@@ -14,12 +18,12 @@ from collections.abc import Callable
 
 import trio
 
-from .actors import Feed, Registry, SummaryWriter, feed_channels
+from .actors import Feed, Registry, Snapshotter, SummaryWriter, feed_channels, recover
 from .clock import Clock
 from .config import Settings
 from .demo import ensure_demo_tenant
 from .http import AppServices, TenantDirectory, create_app, serve_http
-from .persist import EventStore
+from .persist import EventStore, snapshot_store
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +74,22 @@ async def run_service(
                 registry = await live.start(
                     Registry(clock, triggers_out=triggers_send, changes_out=changes_send).run
                 )
-                await live.start(SummaryWriter(registry, store, clock).run)
+                snapshots = snapshot_store(settings, store)
+                # Watchers first, so they see what restored actors announce.
+                snapshotter = Snapshotter(
+                    registry, snapshots, clock, interval_s=settings.snapshot_interval_s
+                )
+                summaries = SummaryWriter(registry, store, clock)
+                recovery = await recover(
+                    registry,
+                    store,
+                    snapshots,
+                    {t.id: t for t in tenants.all()},
+                    clock,
+                    replay_window_s=settings.replay_window_s,
+                )
+                await live.start(snapshotter.run)
+                await live.start(summaries.run)
                 app = create_app(
                     AppServices(
                         settings=settings,
@@ -80,6 +99,9 @@ async def run_service(
                         wall_ms=clock.now_ms,
                         registry=registry,
                         feed=feed,
+                        snapshots=snapshots,
+                        snapshotter=snapshotter,
+                        recovery=recovery,
                     )
                 )
 
@@ -90,7 +112,8 @@ async def run_service(
                     log.info("tippen-rt listening on %s", ", ".join(binds))
                     task_status.started(binds)
                 # serve_http has returned: no request is in flight any more.
-                # Stop the actors; the summary writer flushes on its way out.
+                # Stop the actors; the snapshotter writes every live state and
+                # the summary writer flushes on their way out.
                 live.cancel_scope.cancel()
             # Nothing else writes now: the store takes its last writes and closes.
             await store.close()

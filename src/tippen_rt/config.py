@@ -55,7 +55,10 @@ class Settings:
 
     # Live state
     redis_url: str = ""
+    redis_prefix: str = "tippen"
     snapshot_interval_s: float = 2.0
+    #: With no snapshot, users are rebuilt from this much recent history.
+    replay_window_s: float = 30 * MINUTE_S
 
     # Logging
     log_level: str = "INFO"

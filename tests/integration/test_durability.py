@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.client
 import sqlite3
 import threading
 import time
@@ -94,7 +95,7 @@ def test_kill_9_mid_load_loses_only_unacknowledged_batches(tmp_path: Path) -> No
                         with lock:
                             acked.extend(markers)
                     b += 1
-            except OSError:
+            except (OSError, http.client.HTTPException):
                 pass  # the server died under us: expected
             finally:
                 client.close()

@@ -5,6 +5,7 @@ that user's state and deadlines and announces changes and triggers on the
 registry's outbound channels.
 """
 
+from ._codec import SnapshotError, decode_state, encode_state
 from ._dirty import DirtySet
 from ._feed import Feed, FeedMessage
 from ._gc import GcGuard
@@ -21,8 +22,10 @@ from ._messages import (
     UserChanged,
     UserLeft,
 )
+from ._recovery import RecoveryReport, recover
 from ._registry import Key, Registry, feed_channels
 from ._rules import RULES, RuleResult, Step, evaluate, session_end_at
+from ._snapshotter import Snapshotter
 from ._state import UserState, apply_batch, new_state
 from ._summary_writer import SummaryWriter, summary_row
 from ._triggers import Trigger
@@ -39,9 +42,12 @@ __all__ = [
     "GcGuard",
     "Key",
     "MailboxMessage",
+    "RecoveryReport",
     "Registry",
     "RuleResult",
     "SettingsChanged",
+    "SnapshotError",
+    "Snapshotter",
     "Step",
     "SummaryWriter",
     "Trigger",
@@ -52,9 +58,12 @@ __all__ = [
     "UserLeft",
     "UserState",
     "apply_batch",
+    "decode_state",
+    "encode_state",
     "evaluate",
     "feed_channels",
     "new_state",
+    "recover",
     "session_end_at",
     "summary_row",
 ]

@@ -55,14 +55,30 @@ async def run_user_actor(
     mailbox: trio.MemoryReceiveChannel[MailboxMessage],
     host: ActorHost,
 ) -> None:
-    """Own ``state`` until the user's session ends."""
+    """Own ``state`` until the user's session ends.
+
+    The first round runs the rules without a message: a restored actor whose
+    trigger came due while the process was down fires at once, and one whose
+    session timed out meanwhile ends properly.
+    """
     clock = host.clock
-    step = evaluate(state, clock.now(), settings)
-    await host.publish(mailbox, state, step, clock.now())
-    state = step.state
+    message: MailboxMessage | None = None
+    now = clock.now()
     with mailbox:
         while True:
-            message: MailboxMessage | None = None
+            before = state
+            if message is not None:
+                state, settings = _apply(state, settings, message, now)
+            step = evaluate(state, now, settings)
+            if step.session_over:
+                final = state.replace(active=(), needs_support=False)
+                await host.publish(mailbox, before, Step(final, (), step.cleared, now, True), now)
+                host.ended(mailbox, final, now, _end_reason(state))
+                return
+            await host.publish(mailbox, before, step, now)
+            state = step.state
+
+            message = None
             with trio.move_on_at(clock.to_trio(step.next_at)):
                 try:
                     message = await mailbox.receive()
@@ -77,17 +93,6 @@ async def run_user_actor(
                     message = mailbox.receive_nowait()
             else:
                 now = clock.now()
-            before = state
-            if message is not None:
-                state, settings = _apply(state, settings, message, now)
-            step = evaluate(state, now, settings)
-            if step.session_over:
-                final = state.replace(active=(), needs_support=False)
-                await host.publish(mailbox, before, Step(final, (), step.cleared, now, True), now)
-                host.ended(mailbox, final, now, _end_reason(state))
-                return
-            await host.publish(mailbox, before, step, now)
-            state = step.state
 
 
 def _apply(

@@ -23,6 +23,11 @@ class DirtySet(Generic[K]):
         if not self._nonempty.is_set():
             self._nonempty.set()
 
+    def poke(self) -> None:
+        """Wake the consumer without marking a key (it has work of its own)."""
+        if not self._nonempty.is_set():
+            self._nonempty.set()
+
     async def wait(self) -> None:
         """Return once at least one key is marked."""
         await self._nonempty.wait()

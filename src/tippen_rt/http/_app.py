@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from quart import Response
 from quart_trio import QuartTrio
 
 from ._errors import install_error_handlers
+from ._health import health
 from ._ingest import ingest
-from ._json import json_response
 from ._services import AppServices
 from ._tracker_assets import tracker_assets
 
@@ -20,11 +19,7 @@ def create_app(svc: AppServices) -> QuartTrio:
     app.extensions["tippen"] = svc
     install_error_handlers(app)
     app.register_blueprint(ingest)
+    app.register_blueprint(health)
     app.register_blueprint(tracker_assets)
-
-    @app.get("/healthz")
-    async def healthz() -> Response:
-        """The process is up and answering."""
-        return json_response({"ok": True, "store": {"accepting": svc.store.accepting}})
 
     return app

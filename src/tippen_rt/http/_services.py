@@ -9,7 +9,7 @@ from typing import Protocol
 
 from quart import current_app
 
-from ..actors import Feed, Registry
+from ..actors import Feed, RecoveryReport, Registry, Snapshotter
 from ..config import Settings
 from ..events import Batch, Limits
 from ..persist import EventStore
@@ -51,6 +51,8 @@ class AppServices:
     feed: Feed | None = None
     #: Saved live state (None until the snapshotter runs).
     snapshots: SnapshotStore | None = None
+    snapshotter: Snapshotter | None = None
+    recovery: RecoveryReport | None = None
 
     @property
     def limits(self) -> Limits:

@@ -17,8 +17,12 @@ class SnapshotStore(Protocol):
 
     name: str
 
-    async def save(self, snapshots: Mapping[Key, bytes], deleted: Iterable[Key] = ()) -> None:
-        """Write ``snapshots`` and delete ``deleted`` in one round trip."""
+    async def save(self, snapshots: Mapping[Key, bytes], deleted: Iterable[Key] = ()) -> bool:
+        """Write ``snapshots`` and delete ``deleted`` in one round trip.
+
+        Returns True if the backend had lost earlier snapshots (a Redis that
+        restarted empty): the caller should write every live state again.
+        """
 
     async def load_all(self) -> dict[Key, bytes]:
         """Every saved snapshot."""

@@ -1,0 +1,54 @@
+"""UserState <-> compact bytes for snapshots (orjson array, versioned).
+
+Layout version 1: ``[1, taken_at, <every UserState field in declaration order>]``.
+Positional, not keyed: a snapshot of 100k users is written every few seconds,
+and keys would double its size.  Change the layout only with a new version.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import orjson
+
+from ._state import UserState
+from ._triggers import Trigger
+
+VERSION = 1
+_FIELDS = tuple(f.name for f in dataclasses.fields(UserState))
+_PAIRS = ("active", "last_fired")
+_TUPLES = ("recent_interactions", "recent_errors")
+
+
+class SnapshotError(ValueError):
+    """A snapshot that cannot be read back (corrupt, or from another version)."""
+
+
+def encode_state(state: UserState, taken_at: float) -> bytes:
+    """The snapshot bytes of ``state`` taken at server time ``taken_at``."""
+    return orjson.dumps([VERSION, taken_at, *[getattr(state, name) for name in _FIELDS]])
+
+
+def decode_state(blob: bytes) -> tuple[UserState, float]:
+    """``(state, taken_at)`` from :func:`encode_state` output; raise SnapshotError."""
+    try:
+        doc = orjson.loads(blob)
+    except orjson.JSONDecodeError as exc:
+        raise SnapshotError(f"not JSON: {exc}") from None
+    if not isinstance(doc, list) or len(doc) < 2 or doc[0] != VERSION:
+        raise SnapshotError("unknown snapshot version")
+    if len(doc) != 2 + len(_FIELDS):
+        raise SnapshotError("snapshot has the wrong number of fields")
+    values: dict[str, Any] = dict(zip(_FIELDS, doc[2:], strict=True))
+    try:
+        for name in _PAIRS:
+            values[name] = tuple((Trigger(t), float(at)) for t, at in values[name])
+        for name in _TUPLES:
+            values[name] = tuple(float(t) for t in values[name])
+        state = UserState(**values)
+        if not isinstance(state.tenant_id, int) or not isinstance(state.user_id, str):
+            raise SnapshotError("snapshot key fields have the wrong type")
+        return state, float(doc[1])
+    except (TypeError, ValueError) as exc:
+        raise SnapshotError(f"bad snapshot field: {exc}") from None

@@ -1,0 +1,110 @@
+"""Snapshots in Redis: one hash, written with one pipelined HSET/HDEL per round.
+
+redis-py's synchronous client runs in worker threads (``trio.to_thread``);
+no asyncio anywhere in the process.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterable, Mapping
+from functools import partial
+from typing import Any
+
+import redis
+import trio
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+from ._snapshot_store import Key
+
+#: Fields per HSET/HSCAN call: large enough to amortise round trips, small
+#: enough that Redis never blocks other clients for long.
+CHUNK = 5_000
+
+
+def _field(key: Key) -> str:
+    return f"{key[0]}:{key[1]}"
+
+
+def _key(field: bytes) -> Key:
+    tenant, _, user = field.decode().partition(":")
+    return int(tenant), user
+
+
+class RedisSnapshotStore:
+    """Snapshots in the hash ``{prefix}:snapshots``."""
+
+    name = "redis"
+
+    def __init__(self, url: str, *, prefix: str = "tippen", timeout_s: float = 5.0) -> None:
+        self._client: redis.Redis = redis.Redis.from_url(
+            url,
+            socket_timeout=timeout_s,
+            socket_connect_timeout=timeout_s,
+            health_check_interval=30,
+            # One quick retry covers a pooled connection that went stale when
+            # Redis restarted; the snapshotter does the real retrying, with
+            # backoff, and must learn of an outage quickly to report it.
+            retry=Retry(NoBackoff(), 1),
+        )
+        self._hash = f"{prefix}:snapshots"
+        # A marker this process writes with its first round: if a later round
+        # finds it gone, Redis lost its data (restarted without persistence).
+        self._marker = f"{prefix}:writer"
+        self._token = secrets.token_hex(8)
+        self._marked = False
+        self._limiter = trio.CapacityLimiter(2)
+
+    async def _run(self, fn: Any, *args: Any) -> Any:
+        return await trio.to_thread.run_sync(
+            partial(fn, *args), limiter=self._limiter, abandon_on_cancel=True
+        )
+
+    async def save(self, snapshots: Mapping[Key, bytes], deleted: Iterable[Key] = ()) -> bool:
+        """HSET the snapshots and HDEL the deleted keys in one pipeline.
+
+        Returns True if Redis had lost earlier snapshots (it restarted empty).
+        """
+        fields = {_field(k): v for k, v in snapshots.items()}
+        gone = [_field(k) for k in deleted]
+
+        def write() -> bool:
+            pipe = self._client.pipeline(transaction=False)
+            pipe.set(self._marker, self._token, nx=True)
+            items = list(fields.items())
+            for i in range(0, len(items), CHUNK):
+                pipe.hset(self._hash, mapping=dict(items[i : i + CHUNK]))
+            for i in range(0, len(gone), CHUNK):
+                pipe.hdel(self._hash, *gone[i : i + CHUNK])
+            marker_was_missing = bool(pipe.execute()[0])
+            return marker_was_missing
+
+        marker_was_missing: bool = await self._run(write)
+        lost = marker_was_missing and self._marked
+        self._marked = True
+        return lost
+
+    async def load_all(self) -> dict[Key, bytes]:
+        """Every snapshot, read with HSCAN in chunks."""
+
+        def read() -> dict[Key, bytes]:
+            out: dict[Key, bytes] = {}
+            for field, value in self._client.hscan_iter(self._hash, count=CHUNK):
+                out[_key(field)] = value
+            return out
+
+        result: dict[Key, bytes] = await self._run(read)
+        return result
+
+    async def delete(self, keys: Iterable[Key]) -> None:
+        """HDEL these users' snapshots."""
+        await self.save({}, keys)
+
+    async def ping(self) -> None:
+        """Raise ``redis.RedisError`` if Redis does not answer."""
+        await self._run(self._client.ping)
+
+    def close(self) -> None:
+        """Close the connection pool."""
+        self._client.close()

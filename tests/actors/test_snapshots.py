@@ -1,0 +1,284 @@
+"""Snapshots and start-up recovery: a restart loses no live user and no timer."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import pytest
+import trio
+from hypothesis import given
+from hypothesis import strategies as st
+from trio.testing import MockClock
+
+from tippen_rt.actors import (
+    Feed,
+    Registry,
+    SnapshotError,
+    Snapshotter,
+    SummaryWriter,
+    Trigger,
+    UserState,
+    decode_state,
+    encode_state,
+    feed_channels,
+    recover,
+)
+from tippen_rt.clock import Clock
+from tippen_rt.events import validate_batch
+from tippen_rt.persist import (
+    EventStore,
+    RedisSnapshotStore,
+    SnapshotStore,
+    SqliteSnapshotStore,
+    create_tenant,
+    insert_batch,
+)
+from tippen_rt.tenants import Tenant
+
+from ..support.redis_server import RedisServer
+from .conftest import T0, Live
+
+times = st.floats(0, 2e9, allow_nan=False)
+
+
+@given(
+    state=st.builds(
+        UserState,
+        tenant_id=st.integers(1, 2**31),
+        user_id=st.text(min_size=1, max_size=50),
+        email=st.none() | st.text(max_size=30),
+        tier=st.sampled_from(["free_trial", "paid", "enterprise"]),
+        session_started_at=times,
+        last_event_at=times,
+        last_interaction_at=st.none() | times,
+        current_route=st.none() | st.text(max_size=30),
+        recent_errors=st.lists(times, max_size=5).map(tuple),
+        active=st.lists(st.tuples(st.sampled_from(list(Trigger)), times), max_size=4).map(tuple),
+        needs_support=st.booleans(),
+        last_alert_sent_at=st.none() | times,
+    ),
+    taken=times,
+)
+def test_snapshots_round_trip(state: UserState, taken: float) -> None:
+    assert decode_state(encode_state(state, taken)) == (state, taken)
+
+
+@pytest.mark.parametrize(
+    "blob", [b"", b"{", b"[2, 1.0]", b"[1, 1.0, 2]", b'"x"', b"[1, 1.0" + b", null" * 30 + b"]"]
+)
+def test_unreadable_snapshots_are_refused(blob: bytes) -> None:
+    with pytest.raises(SnapshotError):
+        decode_state(blob)
+
+
+# ---- the stores ------------------------------------------------------------
+
+
+async def check_store(store: SnapshotStore) -> None:
+    await store.save({(1, "a"): b"A", (1, "b:c"): b"B", (2, "a"): b"C"})
+    assert await store.load_all() == {(1, "a"): b"A", (1, "b:c"): b"B", (2, "a"): b"C"}
+    await store.save({(1, "a"): b"A2"}, deleted=[(2, "a")])
+    await store.delete([(1, "b:c")])
+    assert await store.load_all() == {(1, "a"): b"A2"}
+    await store.ping()
+
+
+async def test_sqlite_snapshot_store(store: EventStore) -> None:
+    await check_store(SqliteSnapshotStore(store))
+
+
+async def test_redis_snapshot_store(redis_server: RedisServer) -> None:
+    store = RedisSnapshotStore(redis_server.url, prefix="t1")
+    await check_store(store)
+    many = {(1, f"user-{i}"): b"x" * 100 for i in range(12_000)}
+    await store.save(many)
+    assert len(await store.load_all()) == 12_001
+    store.close()
+
+
+# ---- one process lifetime on virtual time ------------------------------------
+
+
+@asynccontextmanager
+async def incarnation(
+    store: EventStore, snapshots: SnapshotStore, tenant: Tenant, clock: Clock
+) -> AsyncIterator[Live]:
+    """Everything a process runs around the registry, then a graceful stop."""
+    async with trio.open_nursery() as nursery:
+        (t_send, t_recv), (c_send, c_recv) = feed_channels()
+        feed = await nursery.start(Feed(t_recv, c_recv, keep_per_tenant=10_000).run)
+        registry = await nursery.start(Registry(clock, triggers_out=t_send, changes_out=c_send).run)
+        snapshotter = Snapshotter(registry, snapshots, clock)
+        summaries = SummaryWriter(registry, store, clock)
+        await recover(registry, store, snapshots, {tenant.id: tenant}, clock)
+        await nursery.start(snapshotter.run)
+        await nursery.start(summaries.run)
+        live = Live(clock=clock, registry=registry, feed=feed, tenant=tenant, summaries=summaries)
+        live.sent.append(snapshotter)
+        await trio.testing.wait_all_tasks_blocked()
+        yield live
+        nursery.cancel_scope.cancel()
+
+
+async def send_stored(
+    live: Live, store: EventStore, user: str, *events: dict[str, Any], tier: str = "paid"
+) -> None:
+    """Store a batch, then deliver it, as ingest does (so replay can find it)."""
+    now_ms = live.clock.now_ms()
+    batch = validate_batch(
+        {
+            "apiKey": "k",
+            "userId": user,
+            "subscriptionTier": tier,
+            "events": [{"timestamp": now_ms, **e} for e in events],
+        },
+        now_ms,
+    )
+    await store.write(lambda c: insert_batch(c, live.tenant.id, batch))
+    await live.registry.deliver(live.tenant, batch)
+    await trio.testing.wait_all_tasks_blocked()
+
+
+ROUTE = {"type": "route", "route": "/billing"}
+CLICK = {"type": "click", "element": "b"}
+BEAT = {"type": "heartbeat"}
+
+
+@pytest.fixture
+async def world(inline_store: EventStore) -> tuple[EventStore, SnapshotStore, Tenant, Clock]:
+    tenant, _ = await inline_store.write(lambda c: create_tenant(c, "acme", []))
+    return inline_store, SqliteSnapshotStore(inline_store), tenant, Clock.starting_at(T0)
+
+
+async def test_graceful_restart_keeps_state_and_remaining_timer(
+    world: Any, autojump_clock: MockClock
+) -> None:
+    store, snapshots, tenant, clock = world
+    async with incarnation(store, snapshots, tenant, clock) as live:
+        await send_stored(live, store, "ann", ROUTE, CLICK)
+        for t in (30, 60, 90, 120):
+            await live.at(t)
+            await send_stored(live, store, "ann", BEAT)
+        before = live.registry.state(tenant.id, "ann")
+    await trio.sleep_until(clock.to_trio(T0 + 180))  # 60 s of downtime
+    async with incarnation(store, snapshots, tenant, clock) as live:
+        assert live.registry.state(tenant.id, "ann") == before
+        for t in (180, 210, 240, 270, 300, 330):
+            await live.at(t)
+            await send_stored(live, store, "ann", BEAT)
+        # 5 minutes on the page counted across the restart: fires at 300, not 480.
+        assert live.fired("ann") == [(Trigger.STUCK_ON_PAGE, 300.0)]
+
+
+async def test_a_trigger_due_during_downtime_fires_right_after_start(
+    world: Any, autojump_clock: MockClock
+) -> None:
+    store, snapshots, tenant, clock = world
+    async with incarnation(store, snapshots, tenant, clock) as live:
+        await send_stored(live, store, "fay", ROUTE, CLICK, CLICK, tier="free_trial")
+        await live.at(100)
+    await trio.sleep_until(clock.to_trio(T0 + 1000))  # inactivity was due at 900
+    async with incarnation(store, snapshots, tenant, clock) as live:
+        fired = live.fired("fay")
+        assert (Trigger.LONG_INACTIVITY, 1000.0) in fired
+
+
+async def test_a_fired_trigger_does_not_fire_again_after_restart(
+    world: Any, autojump_clock: MockClock
+) -> None:
+    store, snapshots, tenant, clock = world
+    async with incarnation(store, snapshots, tenant, clock) as live:
+        await send_stored(live, store, "eve", *[{"type": "error", "message": "x"}] * 4)
+        assert live.fired("eve") == [(Trigger.MULTIPLE_ERRORS, 0.0)]
+        await live.at(10)
+    async with incarnation(store, snapshots, tenant, clock) as live:
+        await live.at(20)
+        assert live.fired("eve") == []
+        state = live.registry.state(tenant.id, "eve")
+        assert state is not None and state.needs_support
+
+
+async def test_a_session_that_timed_out_during_downtime_ends(
+    world: Any, autojump_clock: MockClock
+) -> None:
+    store, snapshots, tenant, clock = world
+    async with incarnation(store, snapshots, tenant, clock) as live:
+        await send_stored(live, store, "ann", ROUTE)
+        await live.at(100)
+    await trio.sleep_until(clock.to_trio(T0 + 5000))
+    async with incarnation(store, snapshots, tenant, clock) as live:
+        assert live.left() == [("ann", 5000.0, "session timed out")]
+        assert live.registry.live_count == 0
+        await live.at(5010)
+    assert await snapshots.load_all() == {}
+    row = await store.read(
+        lambda c: c.execute(
+            "SELECT session_open FROM user_activity_summary WHERE user_id = 'ann'"
+        ).fetchone()
+    )
+    assert row == (0,)
+
+
+async def test_events_after_the_last_snapshot_are_replayed(
+    world: Any, autojump_clock: MockClock
+) -> None:
+    store, snapshots, tenant, clock = world
+    async with trio.open_nursery() as crashed:
+        # A process that dies without its final snapshot (kill -9).
+        (t_send, _), (c_send, _) = feed_channels(capacity=1000)
+        registry = await crashed.start(Registry(clock, triggers_out=t_send, changes_out=c_send).run)
+        snapshotter = Snapshotter(registry, snapshots, clock)
+        live = Live(clock=clock, registry=registry, feed=None, tenant=tenant)  # type: ignore[arg-type]
+        await send_stored(live, store, "ann", ROUTE)
+        await snapshotter.save_round()  # the last snapshot round before the crash
+        await live.at(5)
+        await send_stored(live, store, "ann", CLICK, {"type": "route", "route": "/next"})
+        await send_stored(live, store, "bob", ROUTE)  # first seen after the snapshot
+        crashed.cancel_scope.cancel()
+    async with incarnation(store, snapshots, tenant, clock) as live:
+        ann = live.registry.state(tenant.id, "ann")
+        bob = live.registry.state(tenant.id, "bob")
+        assert ann is not None and bob is not None
+        assert (ann.total_events, ann.current_route) == (3, "/next")
+        assert ann.route_entered_at == T0 + 5
+        assert bob.total_events == 1
+
+
+async def test_without_snapshots_recent_events_are_replayed(
+    world: Any, autojump_clock: MockClock
+) -> None:
+    store, snapshots, tenant, clock = world
+    async with trio.open_nursery() as crashed:
+        (t_send, _), (c_send, _) = feed_channels(capacity=1000)
+        registry = await crashed.start(Registry(clock, triggers_out=t_send, changes_out=c_send).run)
+        live = Live(clock=clock, registry=registry, feed=None, tenant=tenant)  # type: ignore[arg-type]
+        await send_stored(live, store, "old", ROUTE)
+        await live.at(2000)  # "old" is more than 30 min back: not live any more
+        await send_stored(live, store, "ann", ROUTE, CLICK)
+        crashed.cancel_scope.cancel()
+    await snapshots.delete([(tenant.id, "old"), (tenant.id, "ann")])
+    async with incarnation(store, snapshots, tenant, clock) as live:
+        assert {s.user_id for s in live.registry.states()} == {"ann"}
+        ann = live.registry.state(tenant.id, "ann")
+        assert ann is not None and ann.total_events == 2
+
+
+async def test_only_changed_users_are_written_each_round(
+    world: Any, autojump_clock: MockClock
+) -> None:
+    store, snapshots, tenant, clock = world
+    async with incarnation(store, snapshots, tenant, clock) as live:
+        snapshotter: Snapshotter = live.sent[0]
+        for user in ("a", "b", "c"):
+            await send_stored(live, store, user, ROUTE)
+        # The first change is written at once ("a"), the next ones ("b", "c")
+        # one interval later, together.
+        await live.at(3)
+        assert (snapshotter.rounds, snapshotter.written) == (2, 3)
+        await send_stored(live, store, "b", CLICK)
+        await live.at(6)
+        assert (snapshotter.rounds, snapshotter.written) == (3, 4)
+        await live.at(60)
+        assert snapshotter.rounds == 3  # nothing changed: nothing written, no wake-ups
