@@ -23,7 +23,7 @@ from .clock import Clock
 from .config import Settings
 from .demo import ensure_demo_tenant
 from .http import AppServices, TenantDirectory, create_app, serve_http
-from .persist import EventStore, snapshot_store
+from .persist import EventStore, RetentionService, snapshot_store
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +67,7 @@ async def run_service(
             tenants = TenantDirectory(store)
             await tenants.reload()
             clock = Clock()
+            retention = await storage.start(RetentionService(store, clock).run)
 
             async with trio.open_nursery() as live:
                 (triggers_send, triggers_recv), (changes_send, changes_recv) = feed_channels()
@@ -116,6 +117,7 @@ async def run_service(
                 # the summary writer flushes on their way out.
                 live.cancel_scope.cancel()
             # Nothing else writes now: the store takes its last writes and closes.
+            retention.stop()
             await store.close()
 
         root.cancel_scope.cancel()

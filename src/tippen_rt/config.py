@@ -48,8 +48,18 @@ class Settings:
     #: Client timestamps further than this from server time are rejected.
     max_clock_skew_s: float = 24 * 60 * MINUTE_S
     graceful_timeout_s: float = 5.0
-    #: Requests in flight before new ones get 503.
+    #: Ingest requests in flight before new ones get 503.
     max_inflight_requests: int = 2000
+    #: Ingest requests per second per API key (0: no limit), and the burst.
+    ingest_rate_per_key: float = 5000.0
+    ingest_burst_per_key: float = 10_000.0
+    #: Ingest requests per second per client address (0: no limit), and the burst.
+    #: A browser sends one batch every few seconds; this leaves room for many
+    #: users behind one NAT or proxy address.
+    ingest_rate_per_address: float = 500.0
+    ingest_burst_per_address: float = 1000.0
+    #: Take the client address from X-Forwarded-For (only behind a proxy you run).
+    trust_forwarded_for: bool = False
     #: Seconds to wait for a full user mailbox before answering 503.
     ingest_backpressure_s: float = 2.0
 

@@ -18,7 +18,8 @@ from ..persist import StoreBusy, StoreClosed, insert_batch
 from ..tenants import Tenant, verify_user_hash
 from ._errors import error_response
 from ._json import json_response
-from ._services import services
+from ._rate_limit import retry_after_header
+from ._services import AppServices, services
 
 log = logging.getLogger(__name__)
 
@@ -51,11 +52,48 @@ async def preflight() -> Response:
     )
 
 
+def client_address(trust_forwarded_for: bool) -> str:
+    """The client's address, from X-Forwarded-For only when told to trust it."""
+    if trust_forwarded_for:
+        forwarded = request.headers.get("X-Forwarded-For", "")
+        first = forwarded.split(",")[0].strip()
+        if first:
+            return first[:64]
+    return request.remote_addr or "unknown"
+
+
 @ingest.post(TRACK_PATH)
 async def track_user_activity() -> Response:
     """Store one batch of events and answer once it is committed."""
     svc = services()
     origin = request.headers.get("Origin")
+    guards = svc.guards
+    cors = _cors_headers(origin) if origin else {}
+    wait_s = guards.per_address.take(client_address(svc.settings.trust_forwarded_for))
+    if wait_s:
+        guards.limited += 1
+        return _too_many("too many requests from this address", wait_s, cors)
+    if guards.inflight >= guards.max_inflight:
+        guards.shed += 1
+        return error_response(
+            BadInput("overloaded", "server is busy; retry later", None, status=503),
+            {"Retry-After": RETRY_AFTER_S, **cors},
+        )
+    guards.inflight += 1
+    try:
+        return await _track(svc, origin)
+    finally:
+        guards.inflight -= 1
+
+
+def _too_many(message: str, wait_s: float, cors: dict[str, str]) -> Response:
+    return error_response(
+        BadInput("rate_limited", message, None, status=429),
+        {"Retry-After": retry_after_header(wait_s), **cors},
+    )
+
+
+async def _track(svc: AppServices, origin: str | None) -> Response:
     tenant: Tenant | None = None
     try:
         if request.mimetype not in ACCEPTED_CONTENT_TYPES:
@@ -79,6 +117,14 @@ async def track_user_activity() -> Response:
         tenant = await svc.tenants.by_api_key(batch.api_key)
         if tenant is None:
             raise BadInput("unknown_api_key", "unknown API key", "apiKey", status=401)
+        wait_s = svc.guards.per_key.take(tenant.id)
+        if wait_s:
+            svc.guards.limited += 1
+            return _too_many(
+                "too many requests for this API key",
+                wait_s,
+                _cors_headers(origin) if origin else {},
+            )
         if origin is not None and not tenant.allows_origin(origin):
             raise BadInput(
                 "origin_not_allowed",

@@ -15,6 +15,7 @@ from ..events import Batch, Limits
 from ..persist import EventStore
 from ..persist._snapshot_store import SnapshotStore
 from ..tenants import Tenant
+from ._rate_limit import TokenBuckets
 from ._tenant_directory import TenantDirectory
 
 
@@ -54,6 +55,12 @@ class AppServices:
     snapshotter: Snapshotter | None = None
     recovery: RecoveryReport | None = None
 
+    #: Rate limits and the in-flight count of the ingest endpoint.
+    guards: IngestGuards = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.guards = IngestGuards(self.settings)
+
     @property
     def limits(self) -> Limits:
         """Batch limits from the settings."""
@@ -61,6 +68,20 @@ class AppServices:
             max_events=self.settings.max_events_per_batch,
             max_clock_skew_ms=int(self.settings.max_clock_skew_s * 1000),
         )
+
+
+class IngestGuards:
+    """Load shedding for ingest: token buckets and an in-flight ceiling."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.per_key = TokenBuckets(settings.ingest_rate_per_key, settings.ingest_burst_per_key)
+        self.per_address = TokenBuckets(
+            settings.ingest_rate_per_address, settings.ingest_burst_per_address
+        )
+        self.max_inflight = settings.max_inflight_requests
+        self.inflight = 0
+        self.shed = 0
+        self.limited = 0
 
 
 def services() -> AppServices:

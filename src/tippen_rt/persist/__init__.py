@@ -3,6 +3,7 @@
 from ..config import Settings
 from ._event_store import EventStore, StoreBusy, StoreClosed, StoreStats, run_inline
 from ._events import InsertResult, count_events, insert_batch
+from ._retention_service import RetentionService, SweepReport
 from ._schema import MIGRATIONS, connect, migrate, open_database
 from ._snapshot_redis import RedisSnapshotStore
 from ._snapshot_sqlite import SqliteSnapshotStore
@@ -26,12 +27,14 @@ __all__ = [
     "InsertResult",
     "NoSuchTenant",
     "RedisSnapshotStore",
+    "RetentionService",
     "SnapshotStore",
     "SqliteSnapshotStore",
     "StoreBusy",
     "StoreClosed",
     "StoreStats",
     "SummaryRow",
+    "SweepReport",
     "TenantExists",
     "connect",
     "count_events",
