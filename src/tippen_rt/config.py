@@ -48,6 +48,15 @@ class Settings:
     #: Client timestamps further than this from server time are rejected.
     max_clock_skew_s: float = 24 * 60 * MINUTE_S
     graceful_timeout_s: float = 5.0
+    #: A connection must send complete request headers within this time, and
+    #: an idle keep-alive connection is closed after it.
+    keep_alive_timeout_s: float = 20.0
+    #: A single read from a client may take at most this long.
+    read_timeout_s: float = 10.0
+    #: A request body must arrive completely within this time (408 otherwise).
+    body_timeout_s: float = 10.0
+    #: Request line plus headers larger than this are refused.
+    max_header_bytes: int = 16 * 1024
     #: Ingest requests in flight before new ones get 503.
     max_inflight_requests: int = 2000
     #: Ingest requests per second per API key (0: no limit), and the burst.

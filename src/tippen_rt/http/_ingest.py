@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from functools import partial
 
+import trio
 from quart import Blueprint, Response, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
@@ -103,8 +104,10 @@ async def _track(svc: AppServices, origin: str | None) -> Response:
                 None,
                 status=415,
             )
+        body = None
         try:
-            body = await request.get_data(cache=False)
+            with trio.move_on_after(svc.settings.body_timeout_s):
+                body = await request.get_data(cache=False)
         except RequestEntityTooLarge:
             raise BadInput(
                 "body_too_large",
@@ -112,6 +115,13 @@ async def _track(svc: AppServices, origin: str | None) -> Response:
                 None,
                 status=413,
             ) from None
+        if body is None:
+            raise BadInput(
+                "body_timeout",
+                f"request body did not arrive within {svc.settings.body_timeout_s:g} s",
+                None,
+                status=408,
+            )
         assert isinstance(body, bytes)
         batch = parse_batch(body, svc.wall_ms(), svc.limits)
         tenant = await svc.tenants.by_api_key(batch.api_key)

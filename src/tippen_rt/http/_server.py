@@ -20,10 +20,12 @@ def hypercorn_config(settings: Settings) -> HypercornConfig:
     host = settings.host
     config.bind = [f"[{host}]:{settings.port}" if ":" in host else f"{host}:{settings.port}"]
     config.graceful_timeout = settings.graceful_timeout_s
-    config.keep_alive_timeout = 75.0
-    # A client that sends headers or a body slower than this is cut off.
-    config.read_timeout = 30
-    config.h11_max_incomplete_size = 16 * 1024
+    # Hypercorn's idle timer runs from the end of one request until the next
+    # request's headers are complete, so it is also the deadline for a client
+    # that dribbles its headers in (slowloris).
+    config.keep_alive_timeout = settings.keep_alive_timeout_s
+    config.read_timeout = int(settings.read_timeout_s) or 1
+    config.h11_max_incomplete_size = settings.max_header_bytes
     config.backlog = 1024
     config.include_server_header = False
     config.accesslog = None
