@@ -22,7 +22,7 @@ from .actors import Feed, Registry, Snapshotter, SummaryWriter, feed_channels, r
 from .clock import Clock
 from .config import Settings
 from .demo import ensure_demo_tenant
-from .http import AppServices, TenantDirectory, create_app, serve_http
+from .http import AppServices, Hub, TenantDirectory, create_app, serve_http
 from .persist import EventStore, RetentionService, snapshot_store
 
 log = logging.getLogger(__name__)
@@ -75,6 +75,15 @@ async def run_service(
                 registry = await live.start(
                     Registry(clock, triggers_out=triggers_send, changes_out=changes_send).run
                 )
+                hub = await live.start(
+                    Hub(
+                        registry,
+                        feed,
+                        wall_ms=clock.now_ms,
+                        user_interval_s=settings.hub_user_interval_s,
+                        queue_messages=settings.hub_queue_messages,
+                    ).run
+                )
                 snapshots = snapshot_store(settings, store)
                 # Watchers first, so they see what restored actors announce.
                 snapshotter = Snapshotter(
@@ -100,6 +109,7 @@ async def run_service(
                         wall_ms=clock.now_ms,
                         registry=registry,
                         feed=feed,
+                        hub=hub,
                         snapshots=snapshots,
                         snapshotter=snapshotter,
                         recovery=recovery,

@@ -72,6 +72,19 @@ class Settings:
     #: Seconds to wait for a full user mailbox before answering 503.
     ingest_backpressure_s: float = 2.0
 
+    # Admin dashboard
+    #: Signs admin session cookies. Empty: one is generated once and kept in SQLite.
+    secret_key: str = ""
+    #: How long an admin login lasts.
+    admin_session_s: float = 12 * 60 * MINUTE_S
+    #: Login attempts per client address: a burst, then one per this many seconds.
+    login_burst: int = 5
+    login_refill_s: float = 6.0
+    #: Messages a dashboard WebSocket may fall behind before it is resynced.
+    hub_queue_messages: int = 512
+    #: At most one update per user per this many seconds on a dashboard socket.
+    hub_user_interval_s: float = 0.25
+
     # Live state
     redis_url: str = ""
     redis_prefix: str = "tippen"

@@ -1,6 +1,7 @@
 """HTTP: the ingest endpoint, admin API, dashboard pages and WebSocket hub."""
 
 from ._app import create_app
+from ._hub import Hub
 from ._ingest import TRACK_PATH
 from ._server import hypercorn_config, serve_http
 from ._services import AppServices, BatchSink, DiscardSink, wall_clock_ms
@@ -11,6 +12,7 @@ __all__ = [
     "AppServices",
     "BatchSink",
     "DiscardSink",
+    "Hub",
     "TenantDirectory",
     "create_app",
     "hypercorn_config",

@@ -7,6 +7,7 @@ from quart_trio import QuartTrio
 from ._errors import install_error_handlers
 from ._health import health
 from ._ingest import ingest
+from ._pages import install_dashboard
 from ._services import AppServices
 from ._tracker_assets import tracker_assets
 
@@ -21,5 +22,6 @@ def create_app(svc: AppServices) -> QuartTrio:
     app.register_blueprint(ingest)
     app.register_blueprint(health)
     app.register_blueprint(tracker_assets)
+    install_dashboard(app, svc)
 
     return app

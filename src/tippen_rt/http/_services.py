@@ -15,6 +15,7 @@ from ..events import Batch, Limits
 from ..persist import EventStore
 from ..persist._snapshot_store import SnapshotStore
 from ..tenants import Tenant
+from ._hub import Hub
 from ._rate_limit import TokenBuckets
 from ._tenant_directory import TenantDirectory
 
@@ -52,6 +53,8 @@ class AppServices:
     feed: Feed | None = None
     #: Saved live state (None until the snapshotter runs).
     snapshots: SnapshotStore | None = None
+    #: Live updates for admin dashboards (None without live users).
+    hub: Hub | None = None
     snapshotter: Snapshotter | None = None
     recovery: RecoveryReport | None = None
 

@@ -1,0 +1,558 @@
+"""The admin JSON API under ``/api/admin``: users, their timeline, journey and
+errors, alerts, video calls, erasure.
+
+Every handler takes the tenant from the logged-in admin (:func:`admin_api`)
+and passes it to every query and every live lookup, so a user id from another
+tenant is simply not found (404), whatever route it is tried on.
+
+User ids are free text chosen by the tracked app (they may hold ``/``), so
+they travel in the query string (``?id=``) or the JSON body, never in the path.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from collections.abc import Callable
+from types import ModuleType
+from typing import Any
+
+from quart import Blueprint, Response, request
+
+from ..events import TIERS, BadInput, EventType
+from ..persist._admin import (
+    ErasedCounts,
+    erase_user,
+    get_user_summary,
+    list_journey_events,
+    list_user_events,
+    list_user_summaries,
+    list_video_calls,
+    record_video_call,
+)
+from ._auth import Admin, admin_api
+from ._errors import error_response
+from ._journey import build_journey, journey_json
+from ._json import json_response
+from ._services import AppServices, services
+from ._views import alert_json, event_json, summary_json, user_json
+
+log = logging.getLogger(__name__)
+
+__all__ = ["admin_api_routes", "alerts_store"]
+
+admin_api_routes = Blueprint("admin_api", __name__, url_prefix="/api/admin")
+
+MAX_PAGE = 500
+DEFAULT_PAGE = 100
+MAX_USER_ID_CHARS = 256
+
+
+def alerts_store() -> ModuleType | None:
+    """``tippen_rt.persist._alerts`` when this build has the alerts package, else None."""
+    try:
+        return importlib.import_module("tippen_rt.persist._alerts")
+    except ImportError:
+        return None
+
+
+def _notifier(svc: AppServices) -> Any:
+    return getattr(svc, "notifier", None)
+
+
+def _not_found(what: str = "no such user") -> Response:
+    return error_response(BadInput("not_found", what, None, status=404))
+
+
+def _int_arg(
+    name: str, default: int | None, *, low: int = 0, high: int | None = None
+) -> int | None:
+    raw = request.args.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise BadInput("invalid_field", f"{name} must be an integer", name) from None
+    if value < low or (high is not None and value > high):
+        bound = f"between {low} and {high}" if high is not None else f"at least {low}"
+        raise BadInput("invalid_field", f"{name} must be {bound}", name)
+    return value
+
+
+def _bool_arg(name: str) -> bool | None:
+    raw = request.args.get(name)
+    if raw is None or raw == "":
+        return None
+    if raw.lower() in ("1", "true", "yes"):
+        return True
+    if raw.lower() in ("0", "false", "no"):
+        return False
+    raise BadInput("invalid_field", f"{name} must be true or false", name)
+
+
+def _user_id_arg() -> str:
+    user_id = request.args.get("id")
+    return _check_user_id(user_id, "id")
+
+
+def _check_user_id(user_id: object, field: str) -> str:
+    if not isinstance(user_id, str) or not user_id or len(user_id) > MAX_USER_ID_CHARS:
+        raise BadInput("invalid_field", f"{field} must be a user id", field)
+    return user_id
+
+
+async def _body_user_id() -> str:
+    if request.mimetype != "application/json":
+        raise BadInput(
+            "unsupported_media_type", "send a JSON body", None, status=415
+        )  # also keeps plain cross-site forms out
+    doc = await request.get_json(silent=True)
+    if not isinstance(doc, dict):
+        raise BadInput("invalid_json", "body must be a JSON object")
+    return _check_user_id(doc.get("userId"), "userId")
+
+
+# ---- users ------------------------------------------------------------------
+
+
+@admin_api_routes.get("/me")
+@admin_api
+async def me(admin: Admin) -> Response:
+    """Who is logged in, for which tenant, until when."""
+    return json_response(
+        {
+            "tenant": {"id": admin.tenant.id, "name": admin.tenant.name},
+            "name": admin.name,
+            "expiresAt": int(admin.expires_at * 1000),
+        }
+    )
+
+
+def _live_json(svc: AppServices, tenant_id: int, user_id: str) -> dict[str, Any] | None:
+    if svc.registry is None:
+        return None
+    state = svc.registry.state(tenant_id, user_id)
+    if state is None:
+        return None
+    reasons = svc.hub.reasons(state.key) if svc.hub is not None else None
+    return user_json(state, reasons)
+
+
+@admin_api_routes.get("/users")
+@admin_api
+async def users(admin: Admin) -> Response:
+    """Live and recent users, needing support first, then most recently active.
+
+    Query: ``scope`` (``live``, ``recent``: live and stored, default), ``tier``,
+    ``needsSupport`` (true/false), ``activeWithinMin``, ``q`` (part of the
+    id or email), ``limit``.
+    """
+    svc = services()
+    scope = request.args.get("scope", "recent")
+    if scope not in ("live", "recent"):
+        raise BadInput("invalid_field", "scope must be live or recent", "scope")
+    tier = request.args.get("tier") or None
+    if tier is not None and tier not in TIERS:
+        raise BadInput("invalid_field", f"tier must be one of {', '.join(TIERS)}", "tier")
+    needs = _bool_arg("needsSupport")
+    within = _int_arg("activeWithinMin", None, low=1, high=60 * 24 * 366)
+    limit = _int_arg("limit", 200, low=1, high=MAX_PAGE) or 200
+    query = (request.args.get("q") or "").strip().lower()[:256]
+    now_ms = svc.wall_ms()
+    since_ms = None if within is None else now_ms - within * 60_000
+
+    def keep(user: dict[str, Any]) -> bool:
+        if tier is not None and user["tier"] != tier:
+            return False
+        if needs is not None and user["needsSupport"] != needs:
+            return False
+        if since_ms is not None and (user["lastEventAt"] or 0) < since_ms:
+            return False
+        if query:
+            email = (user["email"] or "").lower()
+            return query in user["userId"].lower() or query in email
+        return True
+
+    found: dict[str, dict[str, Any]] = {}
+    if svc.registry is not None:
+        for state in svc.registry.states(admin.tenant_id):
+            reasons = svc.hub.reasons(state.key) if svc.hub is not None else None
+            user = user_json(state, reasons)
+            if keep(user):
+                found[state.user_id] = user
+    if scope == "recent":
+        rows = await svc.store.read(
+            lambda conn: list_user_summaries(
+                conn,
+                admin.tenant_id,
+                tier=tier,
+                needs_support=needs,
+                active_since_ms=since_ms,
+                limit=limit + len(found),
+            )
+        )
+        for row in rows:
+            if row["user_id"] not in found:
+                user = summary_json(row)
+                if keep(user):
+                    found[row["user_id"]] = user
+    ordered = sorted(
+        found.values(),
+        key=lambda u: (not u["needsSupport"], not u["live"], -(u["lastEventAt"] or 0)),
+    )
+    return json_response(
+        {"serverTime": now_ms, "users": ordered[:limit], "truncated": len(ordered) > limit}
+    )
+
+
+@admin_api_routes.get("/user")
+@admin_api
+async def user(admin: Admin) -> Response:
+    """One user: live state (if live), stored summary, recent video calls."""
+    svc = services()
+    user_id = _user_id_arg()
+    live = _live_json(svc, admin.tenant_id, user_id)
+    summary = await svc.store.read(lambda conn: get_user_summary(conn, admin.tenant_id, user_id))
+    if live is None and summary is None:
+        exists = await svc.store.read(
+            lambda conn: list_user_events(conn, admin.tenant_id, user_id, limit=1)
+        )
+        if not exists:
+            return _not_found()
+    calls = await svc.store.read(lambda conn: list_video_calls(conn, admin.tenant_id, user_id))
+    return json_response(
+        {
+            "serverTime": svc.wall_ms(),
+            "userId": user_id,
+            "live": live,
+            "summary": None if summary is None else summary_json(summary),
+            "videoCalls": [_call_json(c) for c in calls],
+        }
+    )
+
+
+def _page(rows: list[dict[str, Any]], limit: int) -> dict[str, Any]:
+    return {
+        "events": [event_json(r) for r in rows],
+        "nextBefore": rows[-1]["id"] if len(rows) == limit else None,
+    }
+
+
+@admin_api_routes.get("/user/events")
+@admin_api
+async def user_events(admin: Admin) -> Response:
+    """One user's events, newest first; ``before`` = the ``nextBefore`` of the last page."""
+    svc = services()
+    user_id = _user_id_arg()
+    before = _int_arg("before", None, low=1)
+    limit = _int_arg("limit", DEFAULT_PAGE, low=1, high=MAX_PAGE) or DEFAULT_PAGE
+    types = [t for t in (request.args.get("type") or "").split(",") if t]
+    known = {t.value for t in EventType}
+    for t in types:
+        if t not in known:
+            raise BadInput("invalid_field", f"unknown event type {t[:40]!r}", "type")
+    rows = await svc.store.read(
+        lambda conn: list_user_events(
+            conn, admin.tenant_id, user_id, before_id=before, limit=limit, types=types
+        )
+    )
+    return json_response(_page(rows, limit))
+
+
+@admin_api_routes.get("/user/errors")
+@admin_api
+async def user_errors(admin: Admin) -> Response:
+    """One user's errors, newest first, paginated like the events."""
+    svc = services()
+    user_id = _user_id_arg()
+    before = _int_arg("before", None, low=1)
+    limit = _int_arg("limit", DEFAULT_PAGE, low=1, high=MAX_PAGE) or DEFAULT_PAGE
+    rows = await svc.store.read(
+        lambda conn: list_user_events(
+            conn, admin.tenant_id, user_id, before_id=before, limit=limit, types=("error",)
+        )
+    )
+    return json_response(_page(rows, limit))
+
+
+@admin_api_routes.get("/user/journey")
+@admin_api
+async def user_journey(admin: Admin) -> Response:
+    """One user's route journey: steps with time spent, and totals per route."""
+    svc = services()
+    user_id = _user_id_arg()
+    rows = await svc.store.read(lambda conn: list_journey_events(conn, admin.tenant_id, user_id))
+    now_ms = svc.wall_ms()
+    live_state = svc.registry.state(admin.tenant_id, user_id) if svc.registry else None
+    if live_state is not None:
+        end_ms, live_route = now_ms, live_state.current_route
+    else:
+        summary = await svc.store.read(
+            lambda conn: get_user_summary(conn, admin.tenant_id, user_id)
+        )
+        last = max((int(r["timestamp"]) for r in rows), default=now_ms)
+        end_ms = max(last, int(summary["last_active_at"])) if summary else last
+        live_route = None
+    session_ms = int(admin.tenant.settings.session_timeout_s * 1000)
+    steps = build_journey(rows, end_ms=end_ms, live_route=live_route, max_step_ms=session_ms)
+    return json_response(
+        {"serverTime": now_ms, "live": live_state is not None} | journey_json(steps)
+    )
+
+
+# ---- actions ------------------------------------------------------------------
+
+
+async def _user_known(svc: AppServices, tenant_id: int, user_id: str) -> bool:
+    if svc.registry is not None and svc.registry.state(tenant_id, user_id) is not None:
+        return True
+    summary = await svc.store.read(lambda conn: get_user_summary(conn, tenant_id, user_id))
+    if summary is not None:
+        return True
+    rows = await svc.store.read(lambda conn: list_user_events(conn, tenant_id, user_id, limit=1))
+    return bool(rows)
+
+
+@admin_api_routes.post("/user/acknowledge")
+@admin_api
+async def acknowledge_user(admin: Admin) -> Response:
+    """The admin has seen the user's support need: it clears, and so do their alerts."""
+    svc = services()
+    user_id = await _body_user_id()
+    acknowledged = False
+    notifier = _notifier(svc)
+    alerts = alerts_store()
+    if notifier is not None and alerts is not None:
+        open_alerts = await svc.store.read(
+            lambda conn: alerts.list_alerts(
+                conn, admin.tenant_id, status="open", user_id=user_id, limit=1
+            )
+        )
+        if open_alerts:
+            # Acknowledges the user's other alerts and tells the actor too.
+            alert = await notifier.acknowledge(admin.tenant_id, open_alerts[0].id, admin.name)
+            acknowledged = alert is not None
+    if not acknowledged and svc.registry is not None:
+        acknowledged = await svc.registry.acknowledge(admin.tenant_id, user_id, admin.name)
+    if not acknowledged:
+        return _not_found("no live user or open alert with that id")
+    return json_response({"success": True, "userId": user_id, "by": admin.name})
+
+
+def _call_json(call: Any) -> dict[str, Any]:
+    return {
+        "id": call.id,
+        "userId": call.user_id,
+        "startedBy": call.started_by,
+        "url": call.url,
+        "startedAt": call.started_at,
+    }
+
+
+@admin_api_routes.post("/user/video-call")
+@admin_api
+async def start_video_call(admin: Admin) -> Response:
+    """The call link for the user (from the tenant's template), recorded with who started it."""
+    svc = services()
+    user_id = await _body_user_id()
+    if not await _user_known(svc, admin.tenant_id, user_id):
+        return _not_found()
+    url = admin.tenant.video_call_url(user_id)
+    if not url.startswith(("https://", "http://")):
+        return error_response(
+            BadInput(
+                "bad_video_call_template",
+                "the tenant's video call template does not make an http(s) link",
+                None,
+                status=409,
+            )
+        )
+    now_ms = svc.wall_ms()
+    call = await svc.store.write(
+        lambda conn: record_video_call(
+            conn, admin.tenant_id, user_id, started_by=admin.name, url=url, at_ms=now_ms
+        )
+    )
+    log.info("video call with %s/%s started by %s", admin.tenant.name, user_id, admin.name)
+    return json_response({"success": True, "call": _call_json(call)})
+
+
+@admin_api_routes.get("/user/video-calls")
+@admin_api
+async def video_calls(admin: Admin) -> Response:
+    """Video calls started with the user, newest first."""
+    svc = services()
+    user_id = _user_id_arg()
+    calls = await svc.store.read(lambda conn: list_video_calls(conn, admin.tenant_id, user_id))
+    return json_response({"calls": [_call_json(c) for c in calls]})
+
+
+@admin_api_routes.post("/user/erase")
+@admin_api
+async def erase(admin: Admin) -> Response:
+    """Erase everything about one user (``{"userId": ...}``)."""
+    return await _erase(admin, await _body_user_id())
+
+
+@admin_api_routes.delete("/user")
+@admin_api
+async def erase_by_delete(admin: Admin) -> Response:
+    """``DELETE /api/admin/user?id=...``: the same as ``POST /user/erase``."""
+    return await _erase(admin, _user_id_arg())
+
+
+async def _erase(admin: Admin, user_id: str) -> Response:
+    svc = services()
+    tenant_id = admin.tenant_id
+    was_live = False
+    if svc.registry is not None:
+        # First, so the actor writes no summary or snapshot after the delete.
+        was_live = await svc.registry.drop(tenant_id, user_id)
+    if svc.hub is not None:
+        svc.hub.user_gone(tenant_id, user_id, "erased", svc.wall_ms() / 1000)
+    alerts = alerts_store()
+    delete_alerts: Callable[..., int] | None = (
+        alerts.delete_user_alerts if alerts is not None else None
+    )
+
+    def job(conn: Any) -> tuple[ErasedCounts, int]:
+        counts = erase_user(conn, tenant_id, user_id)
+        removed = delete_alerts(conn, tenant_id, user_id) if delete_alerts is not None else 0
+        return counts, removed
+
+    counts, alerts_removed = await svc.store.write(job)
+    snapshots_erased = False
+    if svc.snapshots is not None:
+        await svc.snapshots.delete([(tenant_id, user_id)])
+        snapshots_erased = True
+    log.info("erased user %s/%s for %s", admin.tenant.name, user_id, admin.name)
+    return json_response(
+        {
+            "success": True,
+            "userId": user_id,
+            "wasLive": was_live,
+            "erased": {
+                "events": counts.events,
+                "summaries": counts.summaries,
+                "videoCalls": counts.video_calls,
+                "batches": counts.batches,
+                "alerts": alerts_removed,
+                "snapshots": snapshots_erased,
+            },
+        }
+    )
+
+
+# ---- alerts -------------------------------------------------------------------
+
+
+def _live_alerts(svc: AppServices, tenant_id: int, user_id: str | None) -> list[dict[str, Any]]:
+    """Without the alerts package: the live users' open support needs, as alerts."""
+    if svc.registry is None:
+        return []
+    out: list[dict[str, Any]] = []
+    for state in svc.registry.states(tenant_id):
+        if user_id is not None and state.user_id != user_id:
+            continue
+        reasons = svc.hub.reasons(state.key) if svc.hub is not None else {}
+        for trigger, since in state.active:
+            out.append(
+                {
+                    "id": None,
+                    "userId": state.user_id,
+                    "userEmail": state.email,
+                    "tier": state.tier,
+                    "route": state.current_route,
+                    "trigger": trigger.value,
+                    "reason": reasons.get(trigger, trigger.in_words),
+                    "openedAt": int(since * 1000),
+                    "status": "open" if state.needs_support else "acknowledged",
+                    "acknowledgedBy": state.acknowledged_by,
+                }
+            )
+    out.sort(key=lambda a: -a["openedAt"])
+    return out
+
+
+@admin_api_routes.get("/alerts")
+@admin_api
+async def alerts_list(admin: Admin) -> Response:
+    """Alerts, newest first: ``status`` (open, acknowledged, resolved), ``userId``,
+    ``before`` (keyset by id), ``limit``."""
+    svc = services()
+    status = request.args.get("status") or None
+    if status not in (None, "open", "acknowledged", "resolved"):
+        raise BadInput("invalid_field", "status must be open, acknowledged or resolved", "status")
+    user_id = request.args.get("userId") or None
+    if user_id is not None:
+        _check_user_id(user_id, "userId")
+    before = _int_arg("before", None, low=1)
+    limit = _int_arg("limit", 50, low=1, high=MAX_PAGE) or 50
+    alerts = alerts_store()
+    if alerts is None or _notifier(svc) is None:
+        found = [
+            a for a in _live_alerts(svc, admin.tenant_id, user_id) if status in (None, a["status"])
+        ]
+        return json_response({"source": "live", "alerts": found[:limit], "nextBefore": None})
+    rows = await svc.store.read(
+        lambda conn: alerts.list_alerts(
+            conn, admin.tenant_id, status=status, user_id=user_id, limit=limit, before_id=before
+        )
+    )
+    return json_response(
+        {
+            "source": "stored",
+            "alerts": [alert_json(a) for a in rows],
+            "nextBefore": rows[-1].id if len(rows) == limit else None,
+        }
+    )
+
+
+@admin_api_routes.post("/alerts/<int:alert_id>/acknowledge")
+@admin_api
+async def acknowledge_alert(admin: Admin, alert_id: int) -> Response:
+    """Acknowledge one alert (and the user's other unresolved ones)."""
+    svc = services()
+    notifier = _notifier(svc)
+    if notifier is None:
+        return _not_found("no such alert")
+    alert = await notifier.acknowledge(admin.tenant_id, alert_id, admin.name)
+    if alert is None:
+        return _not_found("no such alert")
+    return json_response({"success": True, "alert": alert_json(alert)})
+
+
+# ---- stats ----------------------------------------------------------------------
+
+
+@admin_api_routes.get("/stats")
+@admin_api
+async def stats(admin: Admin) -> Response:
+    """Figures for the summary cards: events and errors in the last hour, open alerts."""
+    svc = services()
+    since = svc.wall_ms() - 3_600_000
+    tenant_id = admin.tenant_id
+
+    types = [t.value for t in EventType]
+
+    def counts(conn: Any) -> dict[str, int]:
+        # event_type IN (every type) lets SQLite range-scan the (tenant, type, time) index.
+        events, errors, users = conn.execute(
+            "SELECT count(*), coalesce(sum(event_type = 'error'), 0), count(DISTINCT user_id)"
+            " FROM user_activity_events WHERE tenant_id = ?"
+            f" AND event_type IN ({', '.join('?' for _ in types)}) AND timestamp >= ?",
+            (tenant_id, *types, since),
+        ).fetchone()
+        return {"eventsLastHour": events, "errorsLastHour": errors, "usersLastHour": users}
+
+    figures = await svc.store.read(counts)
+    alerts = alerts_store()
+    if alerts is not None and _notifier(svc) is not None:
+        by_status = await svc.store.read(lambda conn: alerts.count_alerts(conn, tenant_id))
+        figures["openAlerts"] = int(by_status.get("open", 0))
+        figures["acknowledgedAlerts"] = int(by_status.get("acknowledged", 0))
+    live = list(svc.registry.states(tenant_id)) if svc.registry is not None else []
+    figures["live"] = len(live)
+    figures["needSupport"] = sum(1 for s in live if s.needs_support)
+    return json_response({"serverTime": svc.wall_ms(), **figures})

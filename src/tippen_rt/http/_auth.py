@@ -1,0 +1,311 @@
+"""Admin login: ``/login`` with the tenant's admin token, a signed session cookie, logout.
+
+Every admin page, admin API route and the dashboard WebSocket go through
+:func:`current_admin`; the admin it returns belongs to exactly one tenant, and
+every handler uses that tenant's id, never one taken from the request.
+
+The cookie is HttpOnly, SameSite=Strict, and Secure when the request came
+over https.  Requests that change something must also come from this site's
+own origin when the browser says where they came from (``Origin``), and the
+WebSocket must always say so.  Login attempts are rate limited per client
+address with a token bucket (429 with Retry-After).
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Concatenate, ParamSpec, TypeVar
+from urllib.parse import quote, urlsplit
+
+import trio
+from quart import Blueprint, Quart, Response, current_app, redirect, render_template, request
+from werkzeug.datastructures import Headers
+
+from ..events import BadInput
+from ..persist import get_tenant_by_admin_token
+from ..persist._admin import load_or_create_secret
+from ..tenants import Tenant
+from ._errors import error_response
+from ._json import json_response
+from ._services import AppServices, services
+from ._session import (
+    MAX_NAME_CHARS,
+    AdminSession,
+    TokenBucket,
+    key_tag,
+    read_session,
+    retry_after_header,
+    sign_session,
+)
+
+log = logging.getLogger(__name__)
+
+__all__ = [
+    "SESSION_COOKIE",
+    "Admin",
+    "admin_api",
+    "admin_page",
+    "auth",
+    "current_admin",
+    "install_auth",
+    "same_origin",
+]
+
+auth = Blueprint("auth", __name__)
+
+SESSION_COOKIE = "tippen_admin"
+LOGIN_PATH = "/login"
+HOME_PATH = "/user-activity"
+_SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+@dataclass(frozen=True, slots=True)
+class Admin:
+    """A logged-in admin: their tenant, the name they gave, when the login ends."""
+
+    tenant: Tenant
+    name: str
+    expires_at: float
+
+    @property
+    def tenant_id(self) -> int:
+        """The only tenant this admin may see."""
+        return self.tenant.id
+
+
+class _AuthState:
+    """Per-app: the signing secret (read once) and the login rate limiter."""
+
+    def __init__(self, svc: AppServices) -> None:
+        self.bucket = TokenBucket(svc.settings.login_burst, svc.settings.login_refill_s)
+        self._secret: bytes | None = (
+            svc.settings.secret_key.encode() if svc.settings.secret_key else None
+        )
+        self._lock = trio.Lock()
+
+    async def secret(self, svc: AppServices) -> bytes:
+        if self._secret is None:
+            async with self._lock:
+                if self._secret is None:
+                    self._secret = (await svc.store.write(load_or_create_secret)).encode()
+        return self._secret
+
+
+def install_auth(app: Quart, svc: AppServices) -> None:
+    """Register the login routes and the state they share."""
+    app.extensions["tippen_auth"] = _AuthState(svc)
+    app.register_blueprint(auth)
+
+
+def _state() -> _AuthState:
+    state: _AuthState = current_app.extensions["tippen_auth"]
+    return state
+
+
+def _now(svc: AppServices) -> float:
+    return svc.wall_ms() / 1000.0
+
+
+async def current_admin(cookies: Mapping[str, str] | None = None) -> Admin | None:
+    """The admin whose valid session cookie came with this request or WebSocket."""
+    svc = services()
+    if cookies is None:
+        cookies = request.cookies
+    value = cookies.get(SESSION_COOKIE)
+    if not value:
+        return None
+    secret = await _state().secret(svc)
+    session = read_session(secret, value, _now(svc))
+    if session is None:
+        return None
+    tenant = await svc.tenants.by_id(session.tenant_id)
+    if tenant is None or key_tag(secret, tenant.admin_token_hash) != session.key_tag:
+        return None
+    return Admin(tenant=tenant, name=session.name, expires_at=session.expires_at)
+
+
+def same_origin(origin: str | None, host: str | None) -> bool:
+    """True if ``origin`` (scheme://host[:port]) names ``host`` (the Host header)."""
+    if not origin or not host:
+        return False
+    try:
+        parts = urlsplit(origin)
+    except ValueError:
+        return False
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        return False
+    return parts.netloc.lower() == host.lower()
+
+
+def _cross_site(headers: Headers) -> bool:
+    """A browser says the request came from another site."""
+    origin = headers.get("Origin")
+    return origin is not None and not same_origin(origin, headers.get("Host"))
+
+
+def _unauthorized() -> Response:
+    return error_response(BadInput("not_logged_in", "log in as an admin first", None, status=401))
+
+
+def _forbidden_origin() -> Response:
+    return error_response(
+        BadInput("origin_not_allowed", "admin requests must come from this site", None, 403)
+    )
+
+
+def admin_api(
+    fn: Callable[Concatenate[Admin, P], Awaitable[Response]],
+) -> Callable[P, Awaitable[Response]]:
+    """An admin API handler: 401 without a valid session, 403 for cross-site writes."""
+
+    @functools.wraps(fn)
+    async def wrapper(*args: P.args, **kwargs: P.kwargs) -> Response:
+        admin = await current_admin()
+        if admin is None:
+            return _no_store(_unauthorized())
+        if request.method not in _SAFE_METHODS and _cross_site(request.headers):
+            return _no_store(_forbidden_origin())
+        return _no_store(await fn(admin, *args, **kwargs))
+
+    return wrapper
+
+
+def admin_page(
+    fn: Callable[Concatenate[Admin, P], Awaitable[Response]],
+) -> Callable[P, Awaitable[Response]]:
+    """An admin page: without a valid session, a redirect to the login page."""
+
+    @functools.wraps(fn)
+    async def wrapper(*args: P.args, **kwargs: P.kwargs) -> Response:
+        admin = await current_admin()
+        if admin is None:
+            target = request.full_path if request.query_string else request.path
+            return _no_store(
+                redirect(f"{LOGIN_PATH}?next={quote(target, safe='/')}", code=303)  # type: ignore[arg-type]
+            )
+        return _no_store(await fn(admin, *args, **kwargs))
+
+    return wrapper
+
+
+def _no_store(response: Response) -> Response:
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def safe_next(target: str | None) -> str:
+    """Where to go after login: a path on this site, never another site."""
+    if (
+        not target
+        or not target.startswith("/")
+        or target.startswith("//")
+        or "\\" in target
+        or any(ord(c) < 0x20 for c in target)
+    ):
+        return HOME_PATH
+    return target
+
+
+# ---- routes ---------------------------------------------------------------
+
+
+@auth.get(LOGIN_PATH)
+async def login_page() -> Response:
+    """The login form (or straight on to the dashboard when already logged in)."""
+    next_path = safe_next(request.args.get("next"))
+    if await current_admin() is not None:
+        return _no_store(redirect(next_path, code=303))  # type: ignore[arg-type]
+    return await _login_form(next_path, None, 200)
+
+
+async def _login_form(next_path: str, error: str | None, status: int) -> Response:
+    from ._pages import page_response
+
+    body = await render_template("login.html", next_path=next_path, error=error)
+    return page_response(body, status)
+
+
+@auth.post(LOGIN_PATH)
+async def login() -> Response:
+    """Check the admin token; on success set the session cookie.
+
+    Takes a form (``token``, ``name``, ``next``) and answers with a redirect,
+    or JSON (``{"token", "name"}``) and answers with JSON.
+    """
+    svc = services()
+    wants_json = request.mimetype == "application/json"
+    if _cross_site(request.headers):
+        return _forbidden_origin()
+    client = request.remote_addr or "unknown"
+    wait_s = _state().bucket.take(client, trio.current_time())
+    if wait_s > 0:
+        log.warning("login rate limit hit by %s", client)
+        return error_response(
+            BadInput("rate_limited", "too many login attempts; try again later", None, 429),
+            {"Retry-After": retry_after_header(wait_s)},
+        )
+    if wants_json:
+        doc = await request.get_json(silent=True)
+        if not isinstance(doc, dict):
+            doc = {}
+        token, name, next_raw = doc.get("token"), doc.get("name"), None
+    else:
+        form = await request.form
+        token, name, next_raw = form.get("token"), form.get("name"), form.get("next")
+    next_path = safe_next(next_raw if isinstance(next_raw, str) else None)
+    tenant = None
+    if isinstance(token, str) and 0 < len(token) <= 256:
+        tenant = await svc.store.read(lambda conn: get_tenant_by_admin_token(conn, token.strip()))
+    if tenant is None:
+        log.info("failed admin login from %s", client)
+        if wants_json:
+            return error_response(BadInput("bad_token", "wrong admin token", "token", 401))
+        return await _login_form(next_path, "That admin token is not right.", 401)
+    admin_name = name.strip()[:MAX_NAME_CHARS] if isinstance(name, str) and name.strip() else ""
+    secret = await _state().secret(svc)
+    expires_at = _now(svc) + svc.settings.admin_session_s
+    cookie = sign_session(
+        secret,
+        AdminSession(
+            tenant_id=tenant.id,
+            name=admin_name or "admin",
+            expires_at=expires_at,
+            key_tag=key_tag(secret, tenant.admin_token_hash),
+        ),
+    )
+    log.info("admin login for tenant %s from %s", tenant.name, client)
+    if wants_json:
+        response = json_response({"success": True, "tenant": tenant.name})
+    else:
+        response = redirect(next_path, code=303)  # type: ignore[assignment]
+    response.set_cookie(
+        SESSION_COOKIE,
+        cookie,
+        max_age=int(svc.settings.admin_session_s),
+        path="/",
+        secure=request.scheme in ("https", "wss"),
+        httponly=True,
+        samesite="Strict",
+    )
+    return _no_store(response)
+
+
+@auth.post("/logout")
+async def logout() -> Response:
+    """End the session: the cookie is cleared and the browser goes to the login page."""
+    if _cross_site(request.headers):
+        return _forbidden_origin()
+    if request.mimetype == "application/json":
+        response = json_response({"success": True})
+    else:
+        response = redirect(LOGIN_PATH, code=303)  # type: ignore[assignment]
+    response.delete_cookie(
+        SESSION_COOKIE, path="/", httponly=True, samesite="Strict", secure=request.scheme == "https"
+    )
+    return _no_store(response)

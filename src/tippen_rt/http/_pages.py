@@ -1,0 +1,169 @@
+"""The dashboard pages, their static files, and the ``/ws/admin`` WebSocket.
+
+Pages are Jinja templates (autoescaped) with hand-written JS and CSS from
+``tippen_rt/web``: no build step.  The JS puts everything that comes from a
+tracked app into the page as text nodes, never as markup, and the Content
+Security Policy allows only this site's own scripts and styles, so even a
+slip there could not run an injected script.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from pathlib import Path
+from typing import Any
+
+import trio
+from quart import Blueprint, Quart, Response, redirect, render_template, websocket
+
+from ..events import BadInput
+from ._admin_api import admin_api_routes, alerts_store
+from ._auth import Admin, admin_page, current_admin, install_auth, same_origin
+from ._errors import error_response
+from ._hub import Hub
+from ._services import AppServices, services
+from ._tracker_assets import asset_response, load_asset
+from ._views import alert_json
+
+log = logging.getLogger(__name__)
+
+__all__ = ["WEB_DIR", "install_dashboard", "page_response", "pages"]
+
+WEB_DIR = Path(__file__).resolve().parents[1] / "web"
+STATIC_PREFIX = "/static/admin"
+
+pages = Blueprint("pages", __name__, template_folder=str(WEB_DIR / "templates"))
+
+CONTENT_SECURITY_POLICY = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:;"
+    " connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+)
+_STATIC_NAME = re.compile(r"^[a-z0-9_-]{1,64}\.(?:js|css|svg)$")
+#: WebSocket close codes the page understands.
+CLOSE_GOING_AWAY = 1001
+CLOSE_SESSION_EXPIRED = 4401
+
+
+def install_dashboard(app: Quart, svc: AppServices) -> None:
+    """Login, the admin API, the pages and the WebSocket, on ``app``."""
+    install_auth(app, svc)
+    app.register_blueprint(admin_api_routes)
+    app.register_blueprint(pages)
+
+
+def page_response(body: str, status: int = 200) -> Response:
+    """An HTML page with the dashboard's security headers."""
+    return Response(
+        body,
+        status=status,
+        content_type="text/html; charset=utf-8",
+        headers={
+            "Content-Security-Policy": CONTENT_SECURITY_POLICY,
+            "X-Content-Type-Options": "nosniff",
+            "Referrer-Policy": "same-origin",
+            "X-Frame-Options": "DENY",
+            "Cache-Control": "no-store",
+        },
+    )
+
+
+@pages.get("/")
+async def root() -> Response:
+    """The service's front door leads to the dashboard."""
+    return redirect("/user-activity", code=303)  # type: ignore[return-value]
+
+
+@pages.get("/user-activity")
+@admin_page
+async def dashboard(admin: Admin) -> Response:
+    """Live users, support alerts and summary cards."""
+    body = await render_template("dashboard.html", admin=admin, page="dashboard")
+    return page_response(body)
+
+
+@pages.get("/user-activity/<path:user_id>")
+@admin_page
+async def user_page(admin: Admin, user_id: str) -> Response:
+    """One user: timeline, route journey, errors, video call."""
+    body = await render_template("user.html", admin=admin, user_id=user_id, page="user")
+    return page_response(body)
+
+
+@pages.get(f"{STATIC_PREFIX}/<name>")
+async def static_file(name: str) -> Response:
+    """The dashboard's own JS and CSS (revalidated by ETag)."""
+    if not _STATIC_NAME.match(name):
+        return error_response(BadInput("not_found", "no such file", None, status=404))
+    asset = await load_asset(WEB_DIR / "static" / name)
+    if asset is None:
+        return error_response(BadInput("not_found", "no such file", None, status=404))
+    return asset_response(asset, "no-cache")
+
+
+# ---- the WebSocket -------------------------------------------------------------
+
+
+async def _alerts_now(svc: AppServices, tenant_id: int) -> list[dict[str, Any]]:
+    alerts = alerts_store()
+    if alerts is None or getattr(svc, "notifier", None) is None:
+        return []
+
+    def unresolved(conn: Any) -> list[Any]:
+        return [
+            *alerts.list_alerts(conn, tenant_id, status="open", limit=200),
+            *alerts.list_alerts(conn, tenant_id, status="acknowledged", limit=200),
+        ]
+
+    return [alert_json(a) for a in await svc.store.read(unresolved)]
+
+
+async def _snapshot(svc: AppServices, hub: Hub, tenant_id: int) -> str:
+    return hub.snapshot(tenant_id, await _alerts_now(svc, tenant_id))
+
+
+@pages.websocket("/ws/admin")
+async def admin_socket() -> Response | None:
+    """Live updates of the admin's tenant: a snapshot, then changes as they happen."""
+    svc = services()
+    hub = svc.hub
+    if not same_origin(websocket.headers.get("Origin"), websocket.headers.get("Host")):
+        return error_response(
+            BadInput("origin_not_allowed", "the dashboard socket is for this site only", None, 403)
+        )
+    admin = await current_admin(websocket.cookies)
+    if admin is None:
+        return error_response(BadInput("not_logged_in", "log in as an admin first", None, 401))
+    if hub is None:
+        return error_response(BadInput("unavailable", "live updates are off", None, 503))
+    await websocket.accept()
+    tenant_id = admin.tenant_id
+    expires_in_s = admin.expires_at - svc.wall_ms() / 1000
+    with hub.subscribe(tenant_id) as sub:
+        await websocket.send(await _snapshot(svc, hub, tenant_id))
+        with trio.move_on_after(max(0.0, expires_in_s)) as session:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(_read_client, sub)
+                while True:
+                    try:
+                        text = await sub.next()
+                    except trio.EndOfChannel:
+                        await websocket.close(CLOSE_GOING_AWAY, "server shutting down")
+                        return None
+                    if text is None:
+                        text = await _snapshot(svc, hub, tenant_id)
+                    elif not text:
+                        continue
+                    await websocket.send(text)
+        if session.cancelled_caught:
+            await websocket.send('{"type":"session_expired"}')
+            await websocket.close(CLOSE_SESSION_EXPIRED, "session expired")
+    return None
+
+
+async def _read_client(sub: Any) -> None:
+    """The page may ask for a fresh snapshot (``"resync"``); anything else is ignored."""
+    while True:
+        message = await websocket.receive()
+        if message == "resync" or message == '{"type":"resync"}':
+            sub.force_resync()

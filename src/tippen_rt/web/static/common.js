@@ -1,0 +1,241 @@
+/* tippen-rt dashboard: helpers shared by the pages.
+ *
+ * Everything a tracked app controls (user ids, emails, routes, error messages)
+ * goes into the page through el()/text nodes and setAttribute, never through
+ * innerHTML: it is shown, never run.
+ */
+(function () {
+  'use strict';
+
+  /** el('a', {href: '/x', class: 'y'}, 'text', otherNode): build an element. */
+  function el(tag, attrs) {
+    var node = document.createElement(tag);
+    if (attrs) {
+      Object.keys(attrs).forEach(function (name) {
+        var value = attrs[name];
+        if (value === null || value === undefined || value === false) return;
+        if (name === 'text') node.textContent = String(value);
+        else if (name.slice(0, 2) === 'on' && typeof value === 'function') {
+          node.addEventListener(name.slice(2), value);
+        } else node.setAttribute(name, value === true ? '' : String(value));
+      });
+    }
+    for (var i = 2; i < arguments.length; i++) append(node, arguments[i]);
+    return node;
+  }
+
+  function append(node, child) {
+    if (child === null || child === undefined || child === false) return;
+    if (Array.isArray(child)) { child.forEach(function (c) { append(node, c); }); return; }
+    node.appendChild(child instanceof Node ? child : document.createTextNode(String(child)));
+  }
+
+  var SVG_NS = 'http://www.w3.org/2000/svg';
+  function svg(tag, attrs) {
+    var node = document.createElementNS(SVG_NS, tag);
+    Object.keys(attrs || {}).forEach(function (name) {
+      if (name === 'text') node.textContent = String(attrs[name]);
+      else node.setAttribute(name, String(attrs[name]));
+    });
+    for (var i = 2; i < arguments.length; i++) append(node, arguments[i]);
+    return node;
+  }
+
+  function clear(node) { while (node.firstChild) node.removeChild(node.firstChild); }
+
+  function userUrl(userId) { return '/user-activity/' + encodeURIComponent(userId); }
+
+  // ---- time ---------------------------------------------------------------
+
+  // Server time minus this browser's, from the last message that carried it.
+  var skew = 0;
+  function serverNow() { return Date.now() + skew; }
+  function setServerTime(ms) { if (typeof ms === 'number') skew = ms - Date.now(); }
+
+  function duration(ms) {
+    if (ms === null || ms === undefined || isNaN(ms)) return '–';
+    var s = Math.max(0, Math.round(ms / 1000));
+    if (s < 60) return s + 's';
+    var m = Math.floor(s / 60);
+    if (m < 60) return m + 'm ' + String(s % 60).padStart(2, '0') + 's';
+    var h = Math.floor(m / 60);
+    if (h < 48) return h + 'h ' + String(m % 60).padStart(2, '0') + 'm';
+    return Math.floor(h / 24) + 'd ' + (h % 24) + 'h';
+  }
+
+  function ago(ms) {
+    if (!ms) return '–';
+    var d = serverNow() - ms;
+    if (d < 5000) return 'just now';
+    return duration(d) + ' ago';
+  }
+
+  function clock(ms) {
+    if (!ms) return '';
+    return new Date(ms).toLocaleTimeString([], {hour: '2-digit', minute: '2-digit', second: '2-digit'});
+  }
+
+  function dateTime(ms) {
+    if (!ms) return '';
+    return new Date(ms).toLocaleString([], {
+      month: 'short', day: 'numeric', hour: '2-digit', minute: '2-digit', second: '2-digit'
+    });
+  }
+
+  var TIERS = {free_trial: 'Free trial', paid: 'Paid', enterprise: 'Enterprise'};
+  function tierBadge(tier) {
+    return el('span', {class: 'badge ' + (TIERS[tier] ? tier : ''), text: TIERS[tier] || tier});
+  }
+
+  // ---- HTTP -----------------------------------------------------------------
+
+  function loginAgain() {
+    var next = location.pathname + location.search;
+    location.assign('/login?next=' + encodeURIComponent(next));
+  }
+
+  /** fetch JSON from the admin API; rejects with an Error carrying .status. */
+  function api(path, options) {
+    options = options || {};
+    var init = {method: options.method || 'GET', credentials: 'same-origin', headers: {}};
+    if (options.body !== undefined) {
+      init.headers['Content-Type'] = 'application/json';
+      init.body = JSON.stringify(options.body);
+    }
+    return fetch(path, init).then(function (response) {
+      if (response.status === 401) { loginAgain(); throw new Error('logged out'); }
+      return response.json().catch(function () { return {}; }).then(function (body) {
+        if (!response.ok) {
+          var message = (body && body.error && body.error.message) || ('HTTP ' + response.status);
+          var err = new Error(message);
+          err.status = response.status;
+          throw err;
+        }
+        return body;
+      });
+    });
+  }
+
+  function toast(message, options) {
+    var box = document.getElementById('toasts');
+    if (!box) return;
+    var node = el('div', {class: 'toast' + (options && options.error ? ' error' : ''), role: 'status'}, message);
+    box.appendChild(node);
+    setTimeout(function () { node.remove(); }, (options && options.ms) || 6000);
+  }
+
+  /** Start a video call with userId: record it, open the link, show it. */
+  function startVideoCall(userId, button) {
+    if (button) button.disabled = true;
+    // Opened now, inside the click, so no popup blocker stops it; filled in below.
+    var win = window.open('', '_blank');
+    return api('/api/admin/user/video-call', {method: 'POST', body: {userId: userId}})
+      .then(function (body) {
+        var url = body.call.url;
+        if (win) { win.opener = null; win.location.replace(url); }
+        toast(['Video call started: ', el('a', {href: url, target: '_blank', rel: 'noopener noreferrer', text: 'open the call'})]);
+        return body.call;
+      })
+      .catch(function (err) {
+        if (win) win.close();
+        toast('Could not start the call: ' + err.message, {error: true});
+      })
+      .finally(function () { if (button) button.disabled = false; });
+  }
+
+  function acknowledge(userId, button) {
+    if (button) button.disabled = true;
+    return api('/api/admin/user/acknowledge', {method: 'POST', body: {userId: userId}})
+      .then(function () { toast('Acknowledged: ' + userId); })
+      .catch(function (err) { toast('Could not acknowledge: ' + err.message, {error: true}); })
+      .finally(function () { if (button) button.disabled = false; });
+  }
+
+  // ---- the live socket --------------------------------------------------------
+
+  /**
+   * The dashboard WebSocket, reconnecting by itself with backoff (1 s, 2 s,
+   * 4 s ... 30 s, with jitter). onMessage gets every decoded message; the
+   * first after each (re)connect is a snapshot.
+   */
+  function LiveSocket(onMessage) {
+    this.onMessage = onMessage;
+    this.attempt = 0;
+    this.ws = null;
+    this.timer = null;
+    this.stopped = false;
+    this.status = document.getElementById('connection');
+    this.banner = document.getElementById('banner');
+    this.connect();
+  }
+
+  LiveSocket.prototype.setStatus = function (kind, text, bannerText) {
+    if (this.status) {
+      this.status.className = 'connection is-' + kind;
+      this.status.textContent = text;
+    }
+    if (this.banner) {
+      this.banner.textContent = bannerText || '';
+      this.banner.hidden = !bannerText;
+    }
+  };
+
+  LiveSocket.prototype.connect = function () {
+    var self = this;
+    var scheme = location.protocol === 'https:' ? 'wss://' : 'ws://';
+    self.setStatus('connecting', self.attempt ? 'Reconnecting…' : 'Connecting…',
+                   self.attempt ? 'Live updates are disconnected. Reconnecting…' : '');
+    var ws;
+    try { ws = new WebSocket(scheme + location.host + '/ws/admin'); } catch (e) { self.retry(); return; }
+    self.ws = ws;
+    ws.onmessage = function (event) {
+      var message;
+      try { message = JSON.parse(event.data); } catch (e) { return; }
+      if (message.type === 'snapshot') {
+        self.attempt = 0;
+        self.setStatus('live', 'Live', '');
+      }
+      if (message.type === 'session_expired') { loginAgain(); return; }
+      if (message.serverTime) setServerTime(message.serverTime);
+      self.onMessage(message);
+    };
+    ws.onclose = function (event) {
+      self.ws = null;
+      if (self.stopped) return;
+      if (event.code === 4401) { loginAgain(); return; }
+      self.retry();
+    };
+    ws.onerror = function () { /* onclose follows */ };
+  };
+
+  LiveSocket.prototype.retry = function () {
+    var self = this;
+    self.attempt += 1;
+    var delay = Math.min(30000, 1000 * Math.pow(2, self.attempt - 1));
+    delay = delay * (0.75 + Math.random() * 0.5);
+    var until = Date.now() + delay;
+    var tick = function () {
+      var left = Math.max(0, Math.ceil((until - Date.now()) / 1000));
+      self.setStatus('down', 'Disconnected',
+                     'Live updates are disconnected. Reconnecting in ' + left + 's…');
+    };
+    tick();
+    var countdown = setInterval(tick, 1000);
+    // A failed handshake may mean the login ended: check before retrying.
+    fetch('/api/admin/me', {credentials: 'same-origin'}).then(function (r) {
+      if (r.status === 401) loginAgain();
+    }).catch(function () {});
+    self.timer = setTimeout(function () { clearInterval(countdown); self.connect(); }, delay);
+  };
+
+  LiveSocket.prototype.resync = function () {
+    if (this.ws && this.ws.readyState === WebSocket.OPEN) this.ws.send('resync');
+  };
+
+  window.tippenAdmin = {
+    el: el, svg: svg, clear: clear, userUrl: userUrl, duration: duration, ago: ago,
+    clock: clock, dateTime: dateTime, serverNow: serverNow, setServerTime: setServerTime,
+    tierBadge: tierBadge, api: api, toast: toast, startVideoCall: startVideoCall,
+    acknowledge: acknowledge, LiveSocket: LiveSocket, TIERS: TIERS
+  };
+})();

@@ -1,0 +1,286 @@
+/* /user-activity: live users, support alerts, summary cards. */
+(function () {
+  'use strict';
+  var A = window.tippenAdmin;
+  var el = A.el;
+
+  var MAX_ROWS = 300;
+  var live = new Map();      // userId -> live user (from the socket)
+  var recent = new Map();    // userId -> stored summary (scope "recent")
+  var storedAlerts = new Map();  // alert id -> alert (when the alerts service runs)
+  var connected = false;     // a snapshot has arrived at least once
+  var renderQueued = false;
+
+  var $ = function (id) { return document.getElementById(id); };
+  var form = {
+    q: $('f-q'), scope: $('f-scope'), tier: $('f-tier'), active: $('f-active'), support: $('f-support')
+  };
+
+  function filters() {
+    return {
+      q: form.q.value.trim().toLowerCase(),
+      scope: form.scope.value,
+      tier: form.tier.value,
+      activeMin: form.active.value ? parseInt(form.active.value, 10) : null,
+      support: form.support.checked
+    };
+  }
+
+  function matches(user, f) {
+    if (f.tier && user.tier !== f.tier) return false;
+    if (f.support && !user.needsSupport) return false;
+    if (f.activeMin && (user.lastEventAt || 0) < A.serverNow() - f.activeMin * 60000) return false;
+    if (f.q) {
+      var id = String(user.userId).toLowerCase();
+      var email = String(user.email || '').toLowerCase();
+      if (id.indexOf(f.q) < 0 && email.indexOf(f.q) < 0) return false;
+    }
+    return true;
+  }
+
+  /** A text span that a 1 s ticker keeps current (times on page, "ago"). */
+  function ticking(fn, attrs) {
+    var span = el('span', attrs || null, fn());
+    span.classList.add('tick');
+    span.tickFn = fn;
+    return span;
+  }
+
+  function tick() {
+    var nodes = document.querySelectorAll('.tick');
+    for (var i = 0; i < nodes.length; i++) nodes[i].textContent = nodes[i].tickFn();
+  }
+
+  // Rows and cards are rebuilt only when their user changed, so a button
+  // under the mouse is not replaced while it is being clicked.
+  var rowCache = new Map();
+  var cardCache = new Map();
+  function cached(cache, u, build) {
+    var hit = cache.get(u.userId);
+    if (hit && hit.user === u) return hit.node;
+    var node = build(u);
+    cache.set(u.userId, {user: u, node: node});
+    return node;
+  }
+
+  function place(box, nodes) {
+    // Reorder children to ``nodes`` moving as few as possible.
+    var keep = new Set(nodes);
+    Array.prototype.slice.call(box.children).forEach(function (c) { if (!keep.has(c)) c.remove(); });
+    nodes.forEach(function (node, i) {
+      if (box.children[i] !== node) box.insertBefore(node, box.children[i] || null);
+    });
+  }
+
+  function queueRender() {
+    if (renderQueued) return;
+    renderQueued = true;
+    requestAnimationFrame(function () { renderQueued = false; render(); });
+  }
+
+  // ---- the socket ---------------------------------------------------------
+
+  function onMessage(m) {
+    if (m.type === 'snapshot') {
+      connected = true;
+      live.clear();
+      m.users.forEach(function (u) { live.set(u.userId, u); });
+      storedAlerts.clear();
+      (m.alerts || []).forEach(function (a) { storedAlerts.set(a.id, a); });
+    } else if (m.type === 'user') {
+      live.set(m.user.userId, m.user);
+    } else if (m.type === 'user_left') {
+      var gone = live.get(m.userId);
+      live.delete(m.userId);
+      if (gone && m.reason !== 'erased' && form.scope.value === 'recent') {
+        gone.live = false;
+        gone.needsSupport = false;
+        recent.set(gone.userId, gone);
+      }
+      if (m.reason === 'erased') recent.delete(m.userId);
+    } else if (m.type === 'alert' && m.alert) {
+      if (m.alert.status === 'resolved') storedAlerts.delete(m.alert.id);
+      else storedAlerts.set(m.alert.id, m.alert);
+    }
+    queueRender();
+  }
+
+  // ---- REST: recent users, figures ------------------------------------------
+
+  var recentTimer = null;
+  function loadRecent() {
+    clearTimeout(recentTimer);
+    var f = filters();
+    if (f.scope !== 'recent') { recent.clear(); queueRender(); return; }
+    var params = new URLSearchParams({scope: 'recent', limit: String(MAX_ROWS)});
+    if (f.tier) params.set('tier', f.tier);
+    if (f.support) params.set('needsSupport', 'true');
+    if (f.activeMin) params.set('activeWithinMin', String(f.activeMin));
+    if (f.q) params.set('q', f.q);
+    A.api('/api/admin/users?' + params.toString()).then(function (body) {
+      A.setServerTime(body.serverTime);
+      recent.clear();
+      body.users.forEach(function (u) { if (!u.live) recent.set(u.userId, u); });
+      queueRender();
+    }).catch(function () {}).finally(function () {
+      recentTimer = setTimeout(loadRecent, 30000);
+    });
+  }
+
+  function loadStats() {
+    A.api('/api/admin/stats').then(function (s) {
+      $('stat-errors').textContent = String(s.errorsLastHour);
+      $('stat-events').textContent = String(s.eventsLastHour);
+    }).catch(function () {});
+  }
+
+  // ---- rendering -------------------------------------------------------------
+
+  function statusCell(u) {
+    if (u.needsSupport) {
+      return el('span', {class: 'badge warn', text: 'Needs help'});
+    }
+    if (!u.live) return el('span', {class: 'badge off', text: 'Offline'});
+    if (u.triggers && u.triggers.length) return el('span', {class: 'badge', text: 'Acknowledged'});
+    return el('span', {class: 'badge ok', text: u.visible ? 'Active' : 'Tab hidden'});
+  }
+
+  function userRow(u) {
+    var onPage = function () {
+      return A.duration(u.live && u.routeEnteredAt ? A.serverNow() - u.routeEnteredAt : u.timeOnCurrentPageMs);
+    };
+    var dotClass = 'dot' + (u.live ? (u.visible ? ' live' : ' hidden-tab') : '');
+    return el('tr', {class: (u.needsSupport ? 'needs' : '') + (u.live ? '' : ' offline'), 'data-user': u.userId},
+      el('td', null, el('div', {class: 'user-cell'},
+        el('span', {class: dotClass, title: u.live ? (u.visible ? 'Online, page visible' : 'Online, tab hidden') : 'Offline'}),
+        el('div', {class: 'names'},
+          el('a', {href: A.userUrl(u.userId), text: u.userId, title: u.userId}),
+          u.email ? el('div', {class: 'email', text: u.email, title: u.email}) : null))),
+      el('td', null, A.tierBadge(u.tier)),
+      el('td', null, u.currentRoute ? el('span', {class: 'route', text: u.currentRoute, title: u.currentRoute}) : '–'),
+      el('td', {class: 'num'}, ticking(onPage)),
+      el('td', {class: 'num'}, ticking(function () { return A.ago(u.lastEventAt); })),
+      el('td', {class: 'num'}, String(u.totalEvents)),
+      el('td', {class: 'num'}, String(u.totalErrors)),
+      el('td', null, statusCell(u)));
+  }
+
+  function renderUsers(f) {
+    var rows = [];
+    live.forEach(function (u) { if (matches(u, f)) rows.push(u); });
+    if (f.scope === 'recent') {
+      recent.forEach(function (u) { if (!live.has(u.userId) && matches(u, f)) rows.push(u); });
+    }
+    rows.sort(function (a, b) {
+      if (a.needsSupport !== b.needsSupport) return a.needsSupport ? -1 : 1;
+      if (a.live !== b.live) return a.live ? -1 : 1;
+      return (b.lastEventAt || 0) - (a.lastEventAt || 0);
+    });
+    var shown = rows.slice(0, MAX_ROWS);
+    place($('users'), shown.map(function (u) { return cached(rowCache, u, userRow); }));
+    var ids = new Set(shown.map(function (u) { return u.userId; }));
+    rowCache.forEach(function (_, id) { if (!ids.has(id)) rowCache.delete(id); });
+    var empty = $('users-empty');
+    if (!connected) {
+      empty.textContent = 'Loading live users…';
+    } else if (rows.length) {
+      empty.textContent = rows.length > MAX_ROWS ? 'Showing ' + MAX_ROWS + ' of ' + rows.length + ' users; narrow the filters to see the rest.' : '';
+    } else if (f.q || f.tier || f.support || f.activeMin) {
+      empty.textContent = 'No users match these filters.';
+    } else {
+      empty.textContent = 'No one is online right now. Users appear here the moment your app sends their first events.';
+    }
+    empty.hidden = !empty.textContent;
+    $('users-table').hidden = !rows.length;
+  }
+
+  function alertCard(u) {
+    var open = u.needsSupport;
+    var since = u.supportTriggeredAt || (u.triggers[0] && u.triggers[0].since);
+    var reasons = u.triggers.map(function (t) {
+      return el('div', null, el('span', {class: 'title', text: t.title}), t.reason ? ': ' + t.reason : '');
+    });
+    if (!reasons.length) reasons = [el('div', {text: 'Needs help'})];
+    var viewLink = el('a', {class: 'button small', href: A.userUrl(u.userId), text: 'View'});
+    var ack = open ? el('button', {type: 'button', class: 'button small', text: 'Acknowledge'}) : null;
+    if (ack) ack.addEventListener('click', function () { A.acknowledge(u.userId, ack); });
+    var call = el('button', {type: 'button', class: 'button small primary', text: 'Start video call'});
+    call.addEventListener('click', function () { A.startVideoCall(u.userId, call); });
+    return el('div', {class: 'alert' + (open ? '' : ' acknowledged'), 'data-user': u.userId},
+      el('div', {class: 'alert-who'},
+        el('a', {href: A.userUrl(u.userId), text: u.userId, title: u.userId}),
+        A.tierBadge(u.tier),
+        u.currentRoute ? el('span', {class: 'route muted', text: u.currentRoute, title: u.currentRoute}) : null,
+        ticking(function () {
+          return open
+            ? 'needs help for ' + A.duration(A.serverNow() - since)
+            : 'acknowledged' + (u.acknowledgedBy ? ' by ' + u.acknowledgedBy : '') + ' ' + A.ago(u.acknowledgedAt);
+        }, {class: 'alert-when'})),
+      el('div', {class: 'alert-reasons'}, reasons),
+      el('div', {class: 'alert-actions'}, viewLink, ack, call));
+  }
+
+  function renderAlerts() {
+    var list = [];
+    live.forEach(function (u) { if (u.needsSupport || (u.triggers && u.triggers.length)) list.push(u); });
+    list.sort(function (a, b) {
+      if (a.needsSupport !== b.needsSupport) return a.needsSupport ? -1 : 1;
+      return (a.supportTriggeredAt || 0) - (b.supportTriggeredAt || 0);
+    });
+    var box = $('alerts');
+    var open = list.filter(function (u) { return u.needsSupport; }).length;
+    $('alerts-count').textContent = connected
+      ? open + ' need' + (open === 1 ? 's' : '') + ' help' + (storedAlerts.size ? ' · ' + storedAlerts.size + ' unresolved alert' + (storedAlerts.size === 1 ? '' : 's') : '')
+      : '';
+    if (!connected || !list.length) {
+      cardCache.clear();
+      A.clear(box);
+      box.appendChild(connected
+        ? el('div', {class: 'alerts-ok'}, '✓ Nobody needs help right now.')
+        : el('p', {class: 'empty', text: 'Loading…'}));
+      return;
+    }
+    place(box, list.map(function (u) { return cached(cardCache, u, alertCard); }));
+    var ids = new Set(list.map(function (u) { return u.userId; }));
+    cardCache.forEach(function (_, id) { if (!ids.has(id)) cardCache.delete(id); });
+  }
+
+  function renderStats() {
+    var n = 0, support = 0, trials = 0;
+    live.forEach(function (u) {
+      n += 1;
+      if (u.needsSupport) support += 1;
+      if (u.tier === 'free_trial') trials += 1;
+    });
+    if (!connected) return;
+    $('stat-live').textContent = String(n);
+    $('stat-support').textContent = String(support);
+    $('stat-trials').textContent = String(trials);
+  }
+
+  function render() {
+    var f = filters();
+    renderStats();
+    renderAlerts();
+    renderUsers(f);
+  }
+
+  // ---- wiring ---------------------------------------------------------------
+
+  ['input', 'change'].forEach(function (kind) {
+    $('filters').addEventListener(kind, function (event) {
+      if (event.target === form.q && kind === 'change') return;
+      queueRender();
+      clearTimeout(recentTimer);
+      recentTimer = setTimeout(loadRecent, event.target === form.q ? 300 : 0);
+    });
+  });
+  $('filters').addEventListener('submit', function (e) { e.preventDefault(); });
+
+  new A.LiveSocket(onMessage);
+  loadStats();
+  setInterval(loadStats, 30000);
+  setInterval(tick, 1000);  // times on page and "ago" move on
+  setInterval(queueRender, 10000);  // "active within" filters move on too
+  render();
+})();

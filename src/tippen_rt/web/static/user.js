@@ -1,0 +1,310 @@
+/* /user-activity/<userId>: one user's live state, journey, timeline and errors. */
+(function () {
+  'use strict';
+  var A = window.tippenAdmin;
+  var el = A.el;
+  var $ = function (id) { return document.getElementById(id); };
+
+  var userId = $('user-root').getAttribute('data-user-id');
+  var q = encodeURIComponent(userId);
+  var liveUser = null;    // from the socket, or null when not live
+  var stored = null;      // the stored summary
+  var erased = false;
+  var lastEvents = -1;    // totalEvents when the lists were last loaded
+  var refreshTimer = null;
+  var TIMELINE_TYPES = 'route,click,form_submit,page_time,error,custom,visibility';
+  var PAGE = 100;
+
+  // ---- header ------------------------------------------------------------------
+
+  function renderHead() {
+    var u = liveUser || stored;
+    $('u-id').textContent = userId;
+    if (erased) {
+      $('u-email').textContent = 'This user\'s data was erased.';
+      $('u-live').className = 'badge off';
+      $('u-live').textContent = 'Erased';
+      ['u-call', 'u-erase', 'u-ack'].forEach(function (id) { $(id).disabled = true; });
+      return;
+    }
+    if (!u) return;
+    $('u-email').textContent = u.email || '';
+    var tier = A.tierBadge(u.tier);
+    $('u-tier').className = tier.className;
+    $('u-tier').textContent = tier.textContent;
+    var isLive = !!liveUser;
+    $('u-live').className = 'badge ' + (isLive ? 'ok' : 'off');
+    $('u-live').textContent = isLive ? (liveUser.visible ? 'Online' : 'Online, tab hidden') : 'Offline';
+    $('u-route').textContent = u.currentRoute || '–';
+    $('u-route').title = u.currentRoute || '';
+    $('u-events').textContent = String(isLive ? u.totalEvents : (u.sessionEvents !== undefined ? u.sessionEvents : u.totalEvents));
+    $('u-errors').textContent = String(isLive ? u.totalErrors : (u.sessionErrors !== undefined ? u.sessionErrors : u.totalErrors));
+    tick();
+
+    var banner = $('u-support');
+    var triggers = (liveUser && liveUser.triggers) || [];
+    A.clear(banner);
+    if (liveUser && (liveUser.needsSupport || triggers.length)) {
+      banner.hidden = false;
+      banner.className = 'support-banner' + (liveUser.needsSupport ? '' : ' acknowledged');
+      banner.appendChild(el('strong', {text: liveUser.needsSupport ? 'Needs help' : 'Acknowledged' + (liveUser.acknowledgedBy ? ' by ' + liveUser.acknowledgedBy : '')}));
+      triggers.forEach(function (t) {
+        banner.appendChild(el('div', null, el('strong', {text: t.title}), t.reason ? ': ' + t.reason : '',
+          t.since ? el('span', {class: 'muted', text: ' · since ' + A.clock(t.since)}) : null));
+      });
+    } else {
+      banner.hidden = true;
+    }
+    $('u-ack').hidden = !(liveUser && liveUser.needsSupport);
+  }
+
+  function tick() {
+    var u = liveUser || stored;
+    if (!u) return;
+    var onPage = liveUser && liveUser.routeEnteredAt ? A.serverNow() - liveUser.routeEnteredAt : u.timeOnCurrentPageMs;
+    $('u-onpage').textContent = A.duration(onPage);
+    $('u-last').textContent = A.ago(u.lastEventAt);
+  }
+
+  function renderCalls(calls) {
+    var box = $('u-calls');
+    A.clear(box);
+    if (!calls || !calls.length) return;
+    var last = calls[0];
+    box.appendChild(el('span', null, 'Last video call started by ', el('strong', {text: last.startedBy}),
+      ' ' + A.ago(last.startedAt) + ' · ',
+      el('a', {href: last.url, target: '_blank', rel: 'noopener noreferrer', text: 'open the call link'}),
+      calls.length > 1 ? ' · ' + calls.length + ' calls in all' : ''));
+  }
+
+  function loadUser() {
+    return A.api('/api/admin/user?id=' + q).then(function (body) {
+      A.setServerTime(body.serverTime);
+      stored = body.summary;
+      if (body.live) liveUser = body.live;
+      renderCalls(body.videoCalls);
+      renderHead();
+    }).catch(function (err) {
+      if (err.status === 404) {
+        $('u-id').textContent = userId;
+        $('u-email').textContent = 'No activity recorded for this user.';
+      }
+    });
+  }
+
+  // ---- timeline ----------------------------------------------------------------
+
+  function describe(e) {
+    var route = function (r) { return el('span', {class: 'route', text: r, title: r}); };
+    switch (e.type) {
+      case 'route': return ['Went to ', route(e.route || '')];
+      case 'click': return ['Clicked ', el('code', {text: e.element || ''}), e.text ? ' “' + e.text + '”' : ''];
+      case 'form_submit': return ['Submitted a form', e.formId ? [' ', el('code', {text: e.formId})] : ''];
+      case 'page_time': return ['Spent ' + A.duration(e.durationMs) + ' on ', route(e.route || '')];
+      case 'error': return [e.message || 'Error'];
+      case 'custom': {
+        var data = e.data === undefined ? '' : JSON.stringify(e.data);
+        if (data.length > 120) data = data.slice(0, 120) + '…';
+        return [el('strong', {text: e.name || 'custom'}), data ? [' ', el('code', {text: data})] : ''];
+      }
+      case 'visibility':
+        return [e.visibility === 'unload' ? 'Closed the page' : e.visibility === 'hidden' ? 'Switched away (tab hidden)' : 'Came back (tab visible)'];
+      default: return [e.type];
+    }
+  }
+
+  var KIND = {route: 'Page', click: 'Click', form_submit: 'Form', page_time: 'Time', error: 'Error', custom: 'Event', visibility: 'Tab', heartbeat: 'Here'};
+
+  function timelineItem(e) {
+    return el('li', {'data-id': e.id},
+      el('time', {datetime: new Date(e.timestamp).toISOString(), title: A.dateTime(e.timestamp), text: A.clock(e.timestamp)}),
+      el('span', {class: 'kind ' + e.type, text: KIND[e.type] || e.type}),
+      el('span', {class: 'what'}, describe(e)));
+  }
+
+  function errorItem(e) {
+    return el('li', {'data-id': e.id},
+      el('div', {class: 'message', text: e.message || '(no message)'}),
+      el('div', {class: 'where'}, A.dateTime(e.timestamp),
+        e.route ? [' · on ', el('span', {class: 'route', text: e.route})] : '',
+        e.source ? [' · ', el('code', {text: e.source})] : ''),
+      e.stack ? el('details', null, el('summary', {text: 'Stack trace'}), el('pre', {text: e.stack})) : null);
+  }
+
+  function List(listId, emptyId, moreId, path, item, emptyText) {
+    this.list = $(listId); this.empty = $(emptyId); this.more = $(moreId);
+    this.path = path; this.item = item; this.emptyText = emptyText;
+    this.before = null; this.newest = 0;
+    var self = this;
+    this.more.addEventListener('click', function () { self.loadOlder(); });
+  }
+
+  List.prototype.url = function (before) {
+    return this.path + (before ? '&before=' + before : '');
+  };
+
+  /** Reload the first page, keeping older pages already shown. */
+  List.prototype.refresh = function () {
+    var self = this;
+    return A.api(self.url(null)).then(function (body) {
+      var fresh = body.events.filter(function (e) { return e.id > self.newest; });
+      if (!self.newest) {
+        A.clear(self.list);
+        body.events.forEach(function (e) { self.list.appendChild(self.item(e)); });
+        self.before = body.nextBefore;
+      } else {
+        for (var i = fresh.length - 1; i >= 0; i--) self.list.insertBefore(self.item(fresh[i]), self.list.firstChild);
+      }
+      if (body.events.length) self.newest = Math.max(self.newest, body.events[0].id);
+      self.done();
+      return body;
+    }).catch(function (err) {
+      self.empty.textContent = 'Could not load: ' + err.message;
+      self.empty.hidden = false;
+    });
+  };
+
+  List.prototype.loadOlder = function () {
+    var self = this;
+    if (!self.before) return;
+    self.more.disabled = true;
+    A.api(self.url(self.before)).then(function (body) {
+      body.events.forEach(function (e) { self.list.appendChild(self.item(e)); });
+      self.before = body.nextBefore;
+      self.done();
+    }).finally(function () { self.more.disabled = false; });
+  };
+
+  List.prototype.done = function () {
+    this.empty.textContent = this.list.children.length ? '' : this.emptyText;
+    this.empty.hidden = !!this.list.children.length;
+    this.more.hidden = !this.before;
+  };
+
+  var timeline = new List('timeline', 'timeline-empty', 'timeline-more',
+    '/api/admin/user/events?id=' + q + '&type=' + TIMELINE_TYPES + '&limit=' + PAGE, timelineItem,
+    'No activity recorded yet.');
+  var errors = new List('errors', 'errors-empty', 'errors-more',
+    '/api/admin/user/errors?id=' + q + '&limit=50', errorItem, 'No errors. 🎉');
+
+  // ---- journey chart ---------------------------------------------------------------
+
+  function renderJourney(j) {
+    var box = $('journey');
+    A.clear(box);
+    var steps = j.steps.slice(-30);
+    $('journey-note').textContent = j.steps.length > steps.length || j.truncated
+      ? 'latest ' + steps.length + ' of ' + j.steps.length + (j.truncated ? '+' : '') + ' steps' : '';
+    if (!steps.length) {
+      box.appendChild(el('p', {class: 'empty', text: 'No page visits recorded yet.'}));
+      return;
+    }
+    var S = A.svg;
+    var rowH = 26, top = 8, width = 1000, timeW = 100, labelW = 240, barX = timeW + labelW + 10;
+    var barMax = width - barX - 110;
+    var longest = Math.max.apply(null, steps.map(function (s) { return s.timeSpentMs; }).concat([1000]));
+    var height = top * 2 + steps.length * rowH;
+    var chart = S('svg', {viewBox: '0 0 ' + width + ' ' + height, role: 'img',
+      'aria-label': 'Route journey: ' + steps.length + ' steps'});
+    chart.appendChild(S('line', {class: 'axis', x1: barX, y1: top - 4, x2: barX, y2: height - top + 4}));
+    steps.forEach(function (s, i) {
+      var y = top + i * rowH;
+      var w = Math.max(3, Math.round(barMax * s.timeSpentMs / longest));
+      var label = s.route.length > 30 ? s.route.slice(0, 29) + '…' : s.route;
+      var cls = 'bar' + (s.ongoing ? ' ongoing' : s.closedPage ? ' closed' : '');
+      var g = S('g', {class: 'step'},
+        S('title', {text: s.route + ' · ' + A.duration(s.timeSpentMs) + (s.ongoing ? ' so far' : '')}),
+        S('text', {class: 'time', x: 0, y: y + 16, text: A.clock(s.enteredAt)}),
+        S('text', {class: 'label', x: timeW, y: y + 16, text: label}),
+        S('rect', {class: cls, x: barX, y: y + 4, width: w, height: rowH - 9, rx: 3}),
+        S('text', {class: 'time', x: barX + w + 8, y: y + 16,
+          text: A.duration(s.timeSpentMs) + (s.ongoing ? ' · now' : s.closedPage ? ' · left' : '')}));
+      if (i > 0) {
+        g.appendChild(S('path', {class: 'connector', d: 'M' + (barX + 6) + ' ' + (y - 5) + ' v9'}));
+      }
+      chart.appendChild(g);
+    });
+    box.appendChild(chart);
+    var totals = el('div', {class: 'totals'}, 'Time per page: ');
+    j.routes.slice(0, 8).forEach(function (r) {
+      totals.appendChild(el('span', null, el('strong', {text: r.route}), ' ' + A.duration(r.totalMs) + ' (' + r.visits + '×)'));
+    });
+    box.appendChild(totals);
+  }
+
+  function loadJourney() {
+    return A.api('/api/admin/user/journey?id=' + q).then(function (j) {
+      A.setServerTime(j.serverTime);
+      renderJourney(j);
+    }).catch(function (err) {
+      A.clear($('journey'));
+      $('journey').appendChild(el('p', {class: 'empty', text: 'Could not load the journey: ' + err.message}));
+    });
+  }
+
+  function refreshLists() {
+    clearTimeout(refreshTimer);
+    refreshTimer = null;
+    return Promise.all([timeline.refresh(), errors.refresh(), loadJourney()]).then(function (r) {
+      var errorsBody = r[1];
+      $('errors-count').textContent = errorsBody && errorsBody.events.length
+        ? (errorsBody.nextBefore ? errorsBody.events.length + '+' : errorsBody.events.length) + ' errors' : '';
+    });
+  }
+
+  function scheduleRefresh() {
+    if (refreshTimer === null) refreshTimer = setTimeout(refreshLists, 1500);
+  }
+
+  // ---- live ---------------------------------------------------------------------
+
+  function onMessage(m) {
+    if (erased) return;
+    if (m.type === 'snapshot') {
+      liveUser = null;
+      m.users.forEach(function (u) { if (u.userId === userId) liveUser = u; });
+      renderHead();
+    } else if (m.type === 'user' && m.user.userId === userId) {
+      liveUser = m.user;
+      renderHead();
+      if (m.user.totalEvents !== lastEvents) { lastEvents = m.user.totalEvents; scheduleRefresh(); }
+    } else if (m.type === 'user_left' && m.userId === userId) {
+      if (liveUser) stored = Object.assign({}, liveUser, {live: false, needsSupport: false});
+      liveUser = null;
+      if (m.reason === 'erased') erased = true;
+      renderHead();
+      scheduleRefresh();
+    }
+  }
+
+  $('u-call').addEventListener('click', function () {
+    var button = this;
+    A.startVideoCall(userId, button).then(function () {
+      return A.api('/api/admin/user/video-calls?id=' + q);
+    }).then(function (body) { if (body) renderCalls(body.calls); }).catch(function () {});
+  });
+  $('u-ack').addEventListener('click', function () { A.acknowledge(userId, this); });
+  $('u-erase').addEventListener('click', function () {
+    if (!window.confirm('Erase everything stored about ' + userId + '? This cannot be undone.')) return;
+    var button = this;
+    button.disabled = true;
+    A.api('/api/admin/user/erase', {method: 'POST', body: {userId: userId}}).then(function (body) {
+      erased = true;
+      liveUser = null;
+      renderHead();
+      A.toast('Erased ' + body.erased.events + ' events of ' + userId + '.');
+      A.clear($('timeline')); A.clear($('errors')); A.clear($('journey'));
+      timeline.newest = 0; errors.newest = 0;
+      timeline.before = null; errors.before = null;
+      timeline.done(); errors.done();
+    }).catch(function (err) {
+      button.disabled = false;
+      A.toast('Could not erase: ' + err.message, {error: true});
+    });
+  });
+
+  document.title = userId + ' · User activity · tippen-rt';
+  loadUser().then(refreshLists);
+  new A.LiveSocket(onMessage);
+  setInterval(tick, 1000);
+})();
