@@ -5,6 +5,7 @@ VENV ?= .venv
 PYTHON ?= python3
 BIN := $(VENV)/bin
 PORT ?= 8080
+LINT_PATHS := src tests $(wildcard bench)
 
 .PHONY: run test lint typecheck unit system-deps bench clean
 
@@ -21,8 +22,8 @@ system-deps:
 	./scripts/ensure-system-deps.sh
 
 lint: $(BIN)/.installed
-	$(BIN)/ruff check src tests bench
-	$(BIN)/ruff format --check src tests bench
+	$(BIN)/ruff check $(LINT_PATHS)
+	$(BIN)/ruff format --check $(LINT_PATHS)
 
 typecheck: $(BIN)/.installed
 	$(BIN)/mypy
