@@ -125,6 +125,56 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX idx_video_calls_user ON video_calls(tenant_id, user_id, id);
     """,
+    # 4: support alerts with their Slack delivery, and the per-user rate limit
+    """
+    CREATE TABLE support_alerts (
+        id INTEGER PRIMARY KEY,
+        tenant_id INTEGER NOT NULL REFERENCES tenants(id),
+        user_id TEXT NOT NULL,
+        trigger TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        -- what the user was doing when the trigger fired (for the message)
+        user_email TEXT,
+        tier TEXT NOT NULL,
+        route TEXT,
+        time_on_page_ms INTEGER NOT NULL DEFAULT 0,
+        total_events INTEGER NOT NULL DEFAULT 0,
+        total_errors INTEGER NOT NULL DEFAULT 0,
+        last_active_at INTEGER NOT NULL,
+        opened_at INTEGER NOT NULL,
+        resolved_at INTEGER,
+        resolution TEXT,
+        acknowledged_at INTEGER,
+        acknowledged_by TEXT,
+        delivery_status TEXT NOT NULL CHECK (delivery_status IN
+            ('pending', 'sent', 'suppressed', 'failed', 'disabled')),
+        attempts INTEGER NOT NULL DEFAULT 0,
+        last_error TEXT,
+        slack_channel TEXT,
+        slack_ts TEXT,
+        suppressed_count INTEGER NOT NULL DEFAULT 0,
+        revision INTEGER NOT NULL DEFAULT 0,
+        slack_needs_update INTEGER NOT NULL DEFAULT 0,
+        created_at INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL
+    );
+    CREATE INDEX idx_alerts_tenant ON support_alerts(tenant_id, id);
+    CREATE INDEX idx_alerts_tenant_unresolved
+        ON support_alerts(tenant_id, id) WHERE resolved_at IS NULL;
+    CREATE INDEX idx_alerts_user ON support_alerts(tenant_id, user_id, id);
+    CREATE INDEX idx_alerts_undelivered ON support_alerts(id)
+        WHERE delivery_status = 'pending' OR slack_needs_update = 1;
+
+    -- When each user's last Slack alert went out: the rate limit, across restarts.
+    CREATE TABLE alert_rate_limits (
+        tenant_id INTEGER NOT NULL,
+        user_id TEXT NOT NULL,
+        last_sent_at INTEGER NOT NULL,
+        alert_id INTEGER NOT NULL,
+        PRIMARY KEY (tenant_id, user_id)
+    ) WITHOUT ROWID;
+    CREATE INDEX idx_alert_rate_limits_alert ON alert_rate_limits(alert_id);
+    """,
 )
 
 
