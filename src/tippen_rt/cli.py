@@ -11,6 +11,7 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
+from functools import partial
 from pathlib import Path
 
 import orjson
@@ -58,6 +59,18 @@ def _build_parser() -> argparse.ArgumentParser:
     add.add_argument("--json", action="store_true", help="print name, api_key, admin_token as JSON")
     lst = tenant_cmds.add_parser("list", help="list tenants")
     lst.add_argument("--json", action="store_true", help="print as JSON")
+
+    sim = commands.add_parser(
+        "simulate", help="drive synthetic users through a running service's HTTP API"
+    )
+    sim.add_argument("--users", type=int, default=20, help="how many users (default 20)")
+    sim.add_argument("--url", required=True, help="the service's base URL")
+    sim.add_argument("--api-key", required=True, help="the tenant's API key (client_...)")
+    sim.add_argument("--duration", type=float, default=600.0, help="seconds to run (default 600)")
+    sim.add_argument("--seed", type=int, default=None, help="seed for the same run again")
+    sim.add_argument(
+        "--flush", type=float, default=5.0, help="seconds between a user's batches (default 5)"
+    )
     return parser
 
 
@@ -83,6 +96,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 demo=args.demo,
             )
             return _serve(settings)
+        if args.command == "simulate":
+            return _simulate(args)
         settings = Settings.from_env(os.environ, **_db_arg(args))
         if args.command == "tenant":
             return _tenant(args, settings)
@@ -90,6 +105,41 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"tippen-rt: {exc}", file=sys.stderr)
         return 2
     parser.error(f"unknown command {args.command}")
+
+
+def _simulate(args: argparse.Namespace) -> int:
+    from .simulate import UnknownApiKey, simulate
+
+    if args.users < 1 or args.duration <= 0 or args.flush <= 0:
+        print("tippen-rt: --users, --duration and --flush must be positive", file=sys.stderr)
+        return 2
+    print(
+        f"simulating {args.users} users against {args.url} for {args.duration:g} s (Ctrl+C stops)",
+        flush=True,
+    )
+    try:
+        stats = trio.run(
+            partial(
+                simulate,
+                args.url,
+                args.api_key,
+                users=args.users,
+                duration_s=args.duration,
+                seed=args.seed,
+                flush_s=args.flush,
+                report=lambda line: print(line, flush=True),
+            )
+        )
+    except KeyboardInterrupt:
+        return 130
+    except BaseExceptionGroup as group:
+        unknown, rest = group.split(UnknownApiKey)
+        if rest is not None or unknown is None:
+            raise
+        print("tippen-rt: the service does not know that API key", file=sys.stderr)
+        return 1
+    print(f"done: {stats.summary()}; personas: {dict(stats.personas)}", flush=True)
+    return 0
 
 
 def _configure_logging(level: str) -> None:
