@@ -69,10 +69,11 @@ def sign_session(secret: bytes, session: AdminSession) -> str:
 
 def read_session(secret: bytes, value: str | None, now: float) -> AdminSession | None:
     """The session in cookie ``value`` if its signature is good and it has not expired."""
-    if not value or len(value) > 1024 or value.count(".") != 1:
+    if not value or len(value) > 1024 or not value.isascii() or value.count(".") != 1:
         return None
     payload, signature = value.split(".")
-    if not hmac.compare_digest(signature, _signature(secret, payload)):
+    expected = _signature(secret, payload).encode()
+    if not hmac.compare_digest(signature.encode(), expected):
         return None
     try:
         doc = orjson.loads(_unb64(payload))
