@@ -1,13 +1,14 @@
 """The process: one ``trio.run``, one root nursery, explicit start and stop order.
 
 Start order: signal watcher, EventStore (opens and migrates SQLite), tenant
-directory, Feed, Registry, recovery of every live user (snapshots, then replay
-of newer events), snapshotter, summary writer, HTTP server.  Requests are
-accepted only after recovery.  Stop order on SIGTERM/SIGINT: the HTTP server
-stops accepting and finishes in-flight requests (bounded by the graceful
-timeout); the actors stop, every live state is snapshotted and every summary
-written; then the EventStore commits what is queued, checkpoints the WAL and
-closes.
+directory, Feed, Notifier, Registry, recovery of every live user (snapshots,
+then replay of newer events), snapshotter, summary writer, HTTP server.
+Requests are accepted only after recovery.  Stop order on SIGTERM/SIGINT: the
+HTTP server stops accepting and finishes in-flight requests (bounded by the
+graceful timeout); the actors stop, every live state is snapshotted and every
+summary written (a Slack message still on the wire stays pending and goes out
+at the next start); then the EventStore commits what is queued, checkpoints the
+WAL and closes.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from collections.abc import Callable
 import trio
 
 from .actors import Feed, Registry, Snapshotter, SummaryWriter, feed_channels, recover
+from .alerts import Notifier
 from .clock import Clock
 from .config import Settings
 from .demo import ensure_demo_tenant
@@ -72,9 +74,12 @@ async def run_service(
             async with trio.open_nursery() as live:
                 (triggers_send, triggers_recv), (changes_send, changes_recv) = feed_channels()
                 feed = await live.start(Feed(triggers_recv, changes_recv).run)
-                registry = await live.start(
-                    Registry(clock, triggers_out=triggers_send, changes_out=changes_send).run
-                )
+                registry = Registry(clock, triggers_out=triggers_send, changes_out=changes_send)
+                # Alerts before actors: every trigger, restored users' too, is recorded.
+                notifier = Notifier.from_settings(settings, store, tenants, registry, clock)
+                feed.subscribe_triggers(notifier.on_trigger)
+                await live.start(notifier.run)
+                await live.start(registry.run)
                 hub = await live.start(
                     Hub(
                         registry,
@@ -113,6 +118,7 @@ async def run_service(
                         snapshots=snapshots,
                         snapshotter=snapshotter,
                         recovery=recovery,
+                        notifier=notifier,
                     )
                 )
 

@@ -92,6 +92,17 @@ class Settings:
     #: With no snapshot, users are rebuilt from this much recent history.
     replay_window_s: float = 30 * MINUTE_S
 
+    # Slack alerts: a target for tenants that set none of their own
+    slack_webhook_url: str = field(default="", repr=False)
+    slack_bot_token: str = field(default="", repr=False)
+    slack_channel: str = ""
+    #: Slack's Web API root (tests point it at a local stand-in).
+    slack_api_url: str = "https://slack.com/api/"
+    #: A failing Slack delivery is retried this long, then marked failed.
+    slack_retry_window_s: float = 15 * MINUTE_S
+    #: Socket timeout of one Slack request, whole seconds.
+    slack_timeout_s: int = 10
+
     # Logging
     log_level: str = "INFO"
 

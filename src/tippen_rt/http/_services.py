@@ -10,6 +10,7 @@ from typing import Protocol
 from quart import current_app
 
 from ..actors import Feed, RecoveryReport, Registry, Snapshotter
+from ..alerts import Notifier
 from ..config import Settings
 from ..events import Batch, Limits
 from ..persist import EventStore
@@ -57,6 +58,8 @@ class AppServices:
     hub: Hub | None = None
     snapshotter: Snapshotter | None = None
     recovery: RecoveryReport | None = None
+    #: Support alerts and their Slack delivery (None in apps built without one).
+    notifier: Notifier | None = None
 
     #: Rate limits and the in-flight count of the ingest endpoint.
     guards: IngestGuards = field(init=False)

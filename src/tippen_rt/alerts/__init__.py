@@ -1,0 +1,59 @@
+"""Support alerts: recorded for the dashboard, rate-limited, delivered to Slack.
+
+The :class:`Notifier` turns every trigger an actor fires into an
+:class:`Alert` in SQLite and, at most once per user per rate-limit window,
+into a Slack message (incoming webhook, or bot token + channel, whose message
+is updated when the alert is acknowledged or resolved).
+"""
+
+from ..persist import Alert, AlertStatus, DeliveryStatus
+from ._check import sample_message, send_test_message
+from ._messages import AlertMessage, AlertOpened, AlertUpdated
+from ._notifier import (
+    ActorNotes,
+    DeliveryPolicy,
+    Notifier,
+    NotifierStats,
+    TenantLookup,
+)
+from ._render import Message, render_alert, user_activity_url, video_call_url
+from ._slack import (
+    SLACK_API_URL,
+    ClientOptions,
+    Posted,
+    SlackDefaults,
+    SlackError,
+    SlackTarget,
+    mask,
+    mask_url,
+    slack_target,
+)
+
+__all__ = [
+    "SLACK_API_URL",
+    "ActorNotes",
+    "Alert",
+    "AlertMessage",
+    "AlertOpened",
+    "AlertStatus",
+    "AlertUpdated",
+    "ClientOptions",
+    "DeliveryPolicy",
+    "DeliveryStatus",
+    "Message",
+    "Notifier",
+    "NotifierStats",
+    "Posted",
+    "SlackDefaults",
+    "SlackError",
+    "SlackTarget",
+    "TenantLookup",
+    "mask",
+    "mask_url",
+    "render_alert",
+    "sample_message",
+    "send_test_message",
+    "slack_target",
+    "user_activity_url",
+    "video_call_url",
+]

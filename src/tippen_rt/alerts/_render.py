@@ -1,0 +1,207 @@
+"""The Slack message of an alert, built with ``slack_sdk.models.blocks``. Pure.
+
+The same function renders the first post and every later update (resolved,
+acknowledged), so the message in the channel always shows the alert as it is
+stored.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from urllib.parse import quote
+
+from slack_sdk.models.blocks import (
+    ActionsBlock,
+    Block,
+    ButtonElement,
+    ContextBlock,
+    HeaderBlock,
+    MarkdownTextObject,
+    PlainTextObject,
+    SectionBlock,
+)
+
+from ..actors import Trigger
+from ..persist import SUPERSEDED, Alert
+from ..tenants import Tenant
+
+log = logging.getLogger(__name__)
+
+VIEW_BUTTON = "View User Activity"
+VIDEO_BUTTON = "Start Video Call"
+USER_PAGE_PATH = "/user-activity/"
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """A Slack message: Block Kit blocks and the plain-text fallback."""
+
+    text: str
+    blocks: list[Block]
+
+    def blocks_as_dicts(self) -> list[dict[str, object]]:
+        """The blocks as Slack's JSON (validates them)."""
+        return [b.to_dict() for b in self.blocks]
+
+
+def user_activity_url(public_url: str, user_id: str) -> str | None:
+    """The dashboard's page of ``user_id``, or None without a public URL."""
+    if not public_url:
+        return None
+    return public_url.rstrip("/") + USER_PAGE_PATH + quote(user_id, safe="")
+
+
+def video_call_url(tenant: Tenant | None, user_id: str) -> str | None:
+    """The tenant's call link for ``user_id``, or None if its template is unusable."""
+    if tenant is None:
+        return None
+    try:
+        url = tenant.video_call_url(user_id)
+    except (KeyError, IndexError, ValueError) as exc:
+        log.warning("tenant %s: bad video call template: %s", tenant.name, exc)
+        return None
+    return url if url.startswith(("https://", "http://")) else None
+
+
+def trigger_in_words(trigger: str) -> str:
+    """``stuck_on_page`` -> ``Stuck on a page``."""
+    try:
+        return Trigger(trigger).in_words
+    except ValueError:
+        return trigger.replace("_", " ").capitalize()
+
+
+def escape(text: str) -> str:
+    """Text safe inside Slack mrkdwn (``&``, ``<``, ``>`` are control characters)."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def duration_in_words(ms: int) -> str:
+    """``372000`` -> ``6 min 12 s``; ``4_000_000`` -> ``1 h 6 min``."""
+    s = max(0, int(ms // 1000))
+    if s < 60:
+        return f"{s} s"
+    m, s = divmod(s, 60)
+    if m < 60:
+        return f"{m} min {s} s" if s and m < 10 else f"{m} min"
+    h, m = divmod(m, 60)
+    return f"{h} h {m} min" if m else f"{h} h"
+
+
+def slack_date(ms: int) -> str:
+    """A time Slack shows in each reader's own time zone (UTC as the fallback)."""
+    seconds = int(ms // 1000)
+    fallback = datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%d %H:%M UTC")
+    return f"<!date^{seconds}^{{date_short_pretty}} {{time}}|{fallback}>"
+
+
+def _who(alert: Alert) -> str:
+    return alert.user_email or alert.user_id
+
+
+def _headline(alert: Alert, test: bool) -> str:
+    words = trigger_in_words(alert.trigger)
+    if test:
+        return f":test_tube: Test alert: {words}"
+    if alert.resolved_at is not None:
+        return f":white_check_mark: Resolved: {words}"
+    if alert.acknowledged_at is not None:
+        return f":eyes: Acknowledged: {words}"
+    return f":sos: User needs support: {words}"
+
+
+def _status_lines(alert: Alert, tenant_name: str, test: bool) -> list[str]:
+    if test:
+        return [
+            f"This is a test from tippen-rt for tenant *{escape(tenant_name)}*: "
+            "real alerts will look like this."
+        ]
+    lines = [f"Alert #{alert.id} · {escape(tenant_name)} · opened {slack_date(alert.opened_at)}"]
+    if alert.acknowledged_at is not None:
+        by = escape(alert.acknowledged_by or "an admin")
+        lines.append(f":eyes: Acknowledged by *{by}* {slack_date(alert.acknowledged_at)}")
+    if alert.resolved_at is not None:
+        if alert.resolution == SUPERSEDED:
+            lines.append(
+                f":white_check_mark: Closed {slack_date(alert.resolved_at)}: "
+                "a newer alert for the same trigger replaced it"
+            )
+        else:
+            lines.append(
+                f":white_check_mark: Resolved {slack_date(alert.resolved_at)}: "
+                "the user recovered or left"
+            )
+    if alert.suppressed_count:
+        n = alert.suppressed_count
+        lines.append(
+            f"+{n} more trigger{'s' if n != 1 else ''} for this user held back by the rate limit"
+        )
+    return lines
+
+
+def render_alert(
+    alert: Alert, tenant: Tenant | None, public_url: str, *, test: bool = False
+) -> Message:
+    """The Slack message for ``alert`` in its current state."""
+    tenant_name = tenant.name if tenant is not None else f"tenant {alert.tenant_id}"
+    who = _who(alert)
+    words = trigger_in_words(alert.trigger)
+    page = alert.route or "(unknown)"
+    user_field = f"*User:*\n{escape(_clip(who, 200))}"
+    if alert.user_email:
+        user_field += f"\n`{escape(_clip(alert.user_id, 200))}`"
+    fields = [
+        MarkdownTextObject(text=user_field),
+        MarkdownTextObject(text=f"*Tier:*\n{escape(_clip(alert.tier, 100))}"),
+        MarkdownTextObject(text=f"*Current page:*\n{escape(_clip(page, 500))}"),
+        MarkdownTextObject(text=f"*Time on page:*\n{duration_in_words(alert.time_on_page_ms)}"),
+    ]
+    reason = escape(_clip(alert.reason, 1000))
+    activity = (
+        f"*Activity:* {alert.total_events} events · {alert.total_errors} errors · "
+        f"last active {slack_date(alert.last_active_at)}"
+    )
+    blocks: list[Block] = [
+        HeaderBlock(text=PlainTextObject(text=_clip(_headline(alert, test), 150), emoji=True)),
+        SectionBlock(text=MarkdownTextObject(text=f"*{escape(words)}:* {reason}"), fields=fields),
+        SectionBlock(text=MarkdownTextObject(text=activity)),
+    ]
+    buttons: list[ButtonElement] = []
+    view_url = user_activity_url(public_url, alert.user_id)
+    if view_url is not None:
+        buttons.append(
+            ButtonElement(
+                text=PlainTextObject(text=VIEW_BUTTON),
+                url=view_url,
+                action_id="view_user_activity",
+                style="primary",
+            )
+        )
+    call_url = video_call_url(tenant, alert.user_id)
+    if call_url is not None:
+        buttons.append(
+            ButtonElement(
+                text=PlainTextObject(text=VIDEO_BUTTON), url=call_url, action_id="start_video_call"
+            )
+        )
+    if buttons:
+        blocks.append(ActionsBlock(elements=buttons))
+    status = _status_lines(alert, tenant_name, test)
+    if view_url is None:
+        status.append("_Set TIPPEN_PUBLIC_URL to link this alert to the dashboard._")
+    blocks.append(ContextBlock(elements=[MarkdownTextObject(text=line) for line in status]))
+
+    prefix = {"open": "User needs support", "acknowledged": "Acknowledged", "resolved": "Resolved"}
+    head = "Test alert from tippen-rt" if test else prefix[alert.status]
+    text = f"{head}: {who} ({alert.tier}) on {page}: {words}: {alert.reason}"
+    if view_url is not None:
+        text += f" | {VIEW_BUTTON}: {view_url}"
+    if call_url is not None:
+        text += f" | {VIDEO_BUTTON}: {call_url}"
+    return Message(text=escape(_clip(text, 3000)), blocks=blocks)
