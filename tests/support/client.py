@@ -31,6 +31,25 @@ class Client:
         raw = response.read()
         return response.status, (orjson.loads(raw) if raw else None)
 
+    def post_json_full(
+        self, path: str, body: Any, headers: dict[str, str] | None = None
+    ) -> tuple[int, Any, dict[str, str]]:
+        """Like :meth:`post_json`, also returning the response headers (lower-cased)."""
+        data = body if isinstance(body, bytes) else orjson.dumps(body)
+        self._conn.request(
+            "POST",
+            path,
+            body=data,
+            headers={"Content-Type": "application/json", **(headers or {})},
+        )
+        response = self._conn.getresponse()
+        raw = response.read()
+        return (
+            response.status,
+            orjson.loads(raw) if raw else None,
+            {k.lower(): v for k, v in response.getheaders()},
+        )
+
     def get(self, path: str, headers: dict[str, str] | None = None) -> tuple[int, bytes]:
         """GET ``path``; return (status, body bytes)."""
         self._conn.request("GET", path, headers=headers or {})
