@@ -1,4 +1,4 @@
-"""``tippen-rt``: serve, and manage tenants.
+"""``tippen-rt``: serve, manage tenants and their alerts.
 
 Every command finds the database by ``--db PATH`` or ``TIPPEN_DB_PATH``
 (default ``./tippen.db``).
@@ -18,6 +18,7 @@ import orjson
 import trio
 
 from . import __version__
+from .alerts import add_alert_commands, run_slack_command, run_tenant_set
 from .config import Settings, SettingsError
 from .persist import TenantExists, create_tenant, list_tenants, open_database
 
@@ -59,6 +60,8 @@ def _build_parser() -> argparse.ArgumentParser:
     add.add_argument("--json", action="store_true", help="print name, api_key, admin_token as JSON")
     lst = tenant_cmds.add_parser("list", help="list tenants")
     lst.add_argument("--json", action="store_true", help="print as JSON")
+    # tenant set (Slack target, video calls, rate limit) and slack test
+    add_alert_commands(commands, tenant_cmds)
 
     sim = commands.add_parser(
         "simulate", help="drive synthetic users through a running service's HTTP API"
@@ -99,8 +102,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "simulate":
             return _simulate(args)
         settings = Settings.from_env(os.environ, **_db_arg(args))
+        if args.command == "tenant" and args.tenant_command == "set":
+            return run_tenant_set(args, settings)
         if args.command == "tenant":
             return _tenant(args, settings)
+        if args.command == "slack":
+            return run_slack_command(args, settings)
     except SettingsError as exc:
         print(f"tippen-rt: {exc}", file=sys.stderr)
         return 2

@@ -8,6 +8,7 @@ is updated when the alert is acknowledged or resolved).
 
 from ..persist import Alert, AlertStatus, DeliveryStatus
 from ._check import sample_message, send_test_message
+from ._cli import add_alert_commands, run_slack_command, run_tenant_set
 from ._messages import AlertMessage, AlertOpened, AlertUpdated
 from ._notifier import (
     ActorNotes,
@@ -48,9 +49,12 @@ __all__ = [
     "SlackError",
     "SlackTarget",
     "TenantLookup",
+    "add_alert_commands",
     "mask",
     "mask_url",
     "render_alert",
+    "run_slack_command",
+    "run_tenant_set",
     "sample_message",
     "send_test_message",
     "slack_target",

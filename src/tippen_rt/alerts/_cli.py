@@ -1,0 +1,193 @@
+"""Operator commands: ``tippen-rt tenant set`` (Slack, video calls, rate limit) and
+``tippen-rt slack test``.  ``tippen_rt.cli`` adds them to its parser."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+from typing import Any
+from urllib.parse import urlsplit
+
+from ..config import Settings
+from ..persist import NoSuchTenant, get_tenant_by_name, open_database, update_tenant
+from ..tenants import DEFAULT_VIDEO_CALL_TEMPLATE, Tenant, TenantSettings
+from ._check import send_test_message
+from ._slack import ClientOptions, SlackDefaults, SlackError, slack_target
+
+
+def add_alert_commands(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser],
+    tenant_commands: argparse._SubParsersAction[argparse.ArgumentParser],
+) -> None:
+    """Add ``tenant set`` and ``slack test`` to the CLI's parsers."""
+    tset = tenant_commands.add_parser(
+        "set",
+        help="set a tenant's Slack target, video call link and alert rate limit",
+        description="Change a tenant's alert settings; with no options, show them. "
+        "An empty value ('') removes a setting. The running service picks changes "
+        "up within 10 seconds.",
+    )
+    tset.add_argument("name")
+    tset.add_argument(
+        "--slack-webhook-url", metavar="URL", help="post alerts to this Slack incoming webhook"
+    )
+    tset.add_argument(
+        "--slack-bot-token",
+        metavar="TOKEN",
+        help="post alerts with this bot token (xoxb-...); '-' reads it from stdin",
+    )
+    tset.add_argument(
+        "--slack-channel", metavar="CHANNEL", help="the bot's channel, e.g. #support or C0123ABCD"
+    )
+    tset.add_argument(
+        "--video-call-template",
+        metavar="TEMPLATE",
+        help=f"call link with {{tenant}} and {{user}} (default {DEFAULT_VIDEO_CALL_TEMPLATE})",
+    )
+    tset.add_argument(
+        "--alert-rate-limit-min",
+        type=float,
+        metavar="MINUTES",
+        help="at most one Slack alert per user per this many minutes (default 10; 0: no limit)",
+    )
+
+    slack = commands.add_parser("slack", help="check the Slack set-up")
+    slack_commands = slack.add_subparsers(dest="slack_command", required=True, metavar="ACTION")
+    test = slack_commands.add_parser(
+        "test", help="send a test alert to a tenant's Slack target and report Slack's answer"
+    )
+    test.add_argument("--tenant", required=True, metavar="NAME")
+
+
+def check_webhook_url(url: str) -> str:
+    """``url`` if it looks like an incoming webhook URL; raise ValueError otherwise."""
+    parts = urlsplit(url.strip())
+    if parts.scheme not in ("https", "http") or not parts.hostname or parts.path in ("", "/"):
+        raise ValueError(
+            f"{url!r} is not a webhook URL like https://hooks.slack.com/services/T.../B.../..."
+        )
+    return url.strip()
+
+
+def check_video_call_template(template: str) -> str:
+    """``template`` if it makes an http(s) link from ``{tenant}`` and ``{user}``."""
+    try:
+        sample = template.format(tenant="acme", user="user-1")
+    except (KeyError, IndexError, ValueError) as exc:
+        raise ValueError(
+            f"video call template {template!r} may use only {{tenant}} and {{user}} ({exc})"
+        ) from None
+    if not sample.startswith(("https://", "http://")):
+        raise ValueError(f"video call template {template!r} does not make an http(s) link")
+    return template
+
+
+def _changes(args: argparse.Namespace) -> dict[str, Any]:
+    changes: dict[str, Any] = {}
+    if args.slack_webhook_url is not None:
+        url = args.slack_webhook_url.strip()
+        changes["slack_webhook_url"] = check_webhook_url(url) if url else ""
+    if args.slack_bot_token is not None:
+        token = args.slack_bot_token
+        if token == "-":
+            token = sys.stdin.readline()
+        token = token.strip()
+        if token and not token.startswith("xox"):
+            raise ValueError("a Slack bot token starts with xoxb-")
+        changes["slack_bot_token"] = token
+    if args.slack_channel is not None:
+        changes["slack_channel"] = args.slack_channel.strip()
+    if args.video_call_template is not None:
+        template = args.video_call_template.strip() or DEFAULT_VIDEO_CALL_TEMPLATE
+        changes["video_call_template"] = check_video_call_template(template)
+    if args.alert_rate_limit_min is not None:
+        if args.alert_rate_limit_min < 0:
+            raise ValueError("--alert-rate-limit-min must not be negative")
+        changes["alert_rate_limit_s"] = args.alert_rate_limit_min * 60
+    return changes
+
+
+def _describe(tenant: Tenant, defaults: SlackDefaults) -> list[str]:
+    s = tenant.settings
+    own = slack_target(s, SlackDefaults())
+    target = slack_target(s, defaults)
+    if own is not None:
+        slack = own.describe()
+        if own.can_update:
+            slack += " (messages are updated when resolved or acknowledged)"
+    elif target is not None:
+        slack = f"the service default: {target.describe()}"
+    else:
+        slack = "off (alerts go to the dashboard and the log only)"
+    if s.slack_bot_token and not s.slack_channel:
+        slack += "; the bot token has no channel"
+    limit = s.alert_rate_limit_s / 60
+    return [
+        f"tenant:       {tenant.name}",
+        f"slack:        {slack}",
+        f"video calls:  {s.video_call_template}",
+        f"rate limit:   {'none' if limit == 0 else f'one Slack alert per user per {limit:g} min'}",
+    ]
+
+
+def run_tenant_set(args: argparse.Namespace, settings: Settings) -> int:
+    """``tippen-rt tenant set NAME [...]``: change and show a tenant's alert settings."""
+    try:
+        changes = _changes(args)
+    except ValueError as exc:
+        print(f"tippen-rt: {exc}", file=sys.stderr)
+        return 2
+    conn = open_database(settings.db_path)
+    try:
+        with conn:
+            conn.execute("BEGIN IMMEDIATE")
+            tenant = get_tenant_by_name(conn, args.name)
+            new: TenantSettings = dataclasses.replace(tenant.settings, **changes)
+            if new.slack_bot_token and not new.slack_channel:
+                raise ValueError("a bot token needs a channel: add --slack-channel")
+            if changes:
+                tenant = update_tenant(conn, args.name, settings=new)
+    except (NoSuchTenant, ValueError) as exc:
+        print(f"tippen-rt: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        conn.close()
+    for line in _describe(tenant, SlackDefaults.from_settings(settings)):
+        print(line)
+    if changes:
+        print("saved; a running service picks it up within 10 seconds")
+    return 0
+
+
+def run_slack_command(args: argparse.Namespace, settings: Settings) -> int:
+    """``tippen-rt slack test --tenant NAME``: 0 if Slack took the test message, else 1."""
+    conn = open_database(settings.db_path)
+    try:
+        tenant = get_tenant_by_name(conn, args.tenant)
+    except NoSuchTenant as exc:
+        print(f"tippen-rt: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        conn.close()
+    defaults = SlackDefaults.from_settings(settings)
+    try:
+        target, posted = send_test_message(
+            tenant, defaults, settings.public_url, ClientOptions.from_settings(settings)
+        )
+    except SlackError as exc:
+        if slack_target(tenant.settings, defaults) is None:
+            print(
+                f"tippen-rt: tenant {tenant.name!r} has no Slack target; set one with "
+                f"`tippen-rt tenant set {tenant.name} --slack-webhook-url URL` or "
+                "`--slack-bot-token TOKEN --slack-channel CHANNEL`",
+                file=sys.stderr,
+            )
+        else:
+            print(f"tippen-rt: Slack did not take the test message: {exc}", file=sys.stderr)
+        return 1
+    where = f" (channel {posted.channel}, ts {posted.ts})" if posted.ts else ""
+    print(f"sent a test alert to {target.describe()}{where}")
+    if not settings.public_url:
+        print("note: TIPPEN_PUBLIC_URL is not set, so alerts have no 'View User Activity' link")
+    return 0

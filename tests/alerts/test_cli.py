@@ -1,0 +1,192 @@
+"""``tippen-rt tenant set`` and ``tippen-rt slack test`` against the Slack stand-in."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import pytest
+
+from tippen_rt.cli import main
+from tippen_rt.persist import create_tenant, get_tenant_by_name, open_database
+
+from .slack_server import CHANNEL_ID, TOKEN, WEBHOOK_PATH, SlackStandIn
+
+
+@pytest.fixture
+def db(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    path = tmp_path / "cli.db"
+    conn = open_database(path)
+    create_tenant(conn, "acme")
+    conn.close()
+    for name in ("SLACK_WEBHOOK_URL", "SLACK_BOT_TOKEN", "SLACK_CHANNEL", "PUBLIC_URL"):
+        monkeypatch.delenv(f"TIPPEN_{name}", raising=False)
+    monkeypatch.setenv("TIPPEN_DB_PATH", str(path))
+    return path
+
+
+def run(*argv: str, capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def header(body: dict[str, object]) -> str:
+    blocks = body["blocks"]
+    assert isinstance(blocks, list)
+    return str(blocks[0]["text"]["text"])
+
+
+def test_webhook_set_up_and_test_message(
+    db: Path, slack: SlackStandIn, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, _ = run(
+        "tenant", "set", "acme", "--slack-webhook-url", slack.webhook_url, capsys=capsys
+    )
+    assert code == 0
+    assert f"slack:        incoming webhook {slack.url}/…" in out
+    assert WEBHOOK_PATH not in out  # the secret part of the URL is not printed
+    assert "saved" in out
+
+    code, out, err = run("slack", "test", "--tenant", "acme", capsys=capsys)
+    assert (code, err) == (0, "")
+    assert out.startswith(f"sent a test alert to incoming webhook {slack.url}/…")
+    assert "TIPPEN_PUBLIC_URL is not set" in out
+    [post] = slack.posts
+    assert header(post) == ":test_tube: Test alert: Stuck on a page"
+    assert str(post["text"]).startswith("Test alert from tippen-rt")
+
+
+def test_bot_set_up_with_the_token_on_stdin_and_test_message(
+    db: Path,
+    slack: SlackStandIn,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("TIPPEN_SLACK_API_URL", slack.api_url)
+    monkeypatch.setenv("TIPPEN_PUBLIC_URL", "https://tippen.example.com")
+    monkeypatch.setattr("sys.stdin", io.StringIO(TOKEN + "\n"))
+    code, out, _ = run(
+        "tenant", "set", "acme", "--slack-bot-token", "-", "--slack-channel", "#support",
+        capsys=capsys,
+    )  # fmt: skip
+    assert code == 0
+    assert "bot token xoxb-…oken posting to #support (messages are updated" in out
+    assert TOKEN not in out
+
+    code, out, _ = run("slack", "test", "--tenant", "acme", capsys=capsys)
+    assert code == 0
+    assert out == (
+        f"sent a test alert to bot token xoxb-…oken posting to #support"
+        f" (channel {CHANNEL_ID}, ts 1750000000.000001)\n"
+    )
+    [post] = slack.posts
+    buttons = [
+        e["text"]["text"] for b in post["blocks"] if b["type"] == "actions" for e in b["elements"]
+    ]
+    assert buttons == ["View User Activity", "Start Video Call"]
+
+
+@pytest.mark.parametrize(
+    ("settings", "error"),
+    [
+        ({"--slack-webhook-url": "/services/nope"}, "HTTP 404: no_service"),
+        ({"--slack-bot-token": "xoxb-wrong", "--slack-channel": "#support"}, "invalid_auth"),
+        ({"--slack-bot-token": TOKEN, "--slack-channel": "#nowhere"}, "channel_not_found"),
+    ],
+)
+def test_slacks_error_is_printed_and_the_exit_code_is_1(
+    db: Path,
+    slack: SlackStandIn,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    settings: dict[str, str],
+    error: str,
+) -> None:
+    monkeypatch.setenv("TIPPEN_SLACK_API_URL", slack.api_url)
+    args = [a for k, v in settings.items() for a in (k, slack.url + v if v.startswith("/") else v)]
+    assert run("tenant", "set", "acme", *args, capsys=capsys)[0] == 0
+    code, out, err = run("slack", "test", "--tenant", "acme", capsys=capsys)
+    assert (code, out) == (1, "")
+    assert err == f"tippen-rt: Slack did not take the test message: {error}\n"
+
+
+def test_a_slack_that_fails_is_reported(
+    db: Path, slack: SlackStandIn, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run("tenant", "set", "acme", "--slack-webhook-url", slack.webhook_url, capsys=capsys)
+    slack.fail_next(1, status=500, error="internal_error")
+    code, _, err = run("slack", "test", "--tenant", "acme", capsys=capsys)
+    assert code == 1
+    assert "HTTP 500: internal_error" in err
+
+
+def test_without_a_target_slack_test_says_how_to_set_one(
+    db: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, err = run("slack", "test", "--tenant", "acme", capsys=capsys)
+    assert (code, out) == (1, "")
+    assert "has no Slack target" in err and "tippen-rt tenant set acme" in err
+    code, _, err = run("slack", "test", "--tenant", "nobody", capsys=capsys)
+    assert code == 1 and "no tenant named 'nobody'" in err
+
+
+def test_the_service_default_target_is_used_and_shown(
+    db: Path,
+    slack: SlackStandIn,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("TIPPEN_SLACK_WEBHOOK_URL", slack.webhook_url)
+    code, out, _ = run("tenant", "set", "acme", capsys=capsys)
+    assert code == 0 and "slack:        the service default: incoming webhook" in out
+    assert "saved" not in out
+    assert run("slack", "test", "--tenant", "acme", capsys=capsys)[0] == 0
+    assert len(slack.posts) == 1
+
+
+def test_video_template_and_rate_limit_are_stored(
+    db: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, _ = run(
+        "tenant", "set", "acme",
+        "--video-call-template", "https://whereby.com/acme-{user}",
+        "--alert-rate-limit-min", "30",
+        capsys=capsys,
+    )  # fmt: skip
+    assert code == 0
+    assert "video calls:  https://whereby.com/acme-{user}" in out
+    assert "rate limit:   one Slack alert per user per 30 min" in out
+    conn = open_database(db)
+    tenant = get_tenant_by_name(conn, "acme")
+    conn.close()
+    assert tenant.settings.alert_rate_limit_s == 1800
+    assert tenant.video_call_url("a b") == "https://whereby.com/acme-a%20b"
+    # '' goes back to the default
+    code, out, _ = run("tenant", "set", "acme", "--video-call-template", "", capsys=capsys)
+    assert "video calls:  https://meet.jit.si/tippen-{tenant}-{user}" in out
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "message"),
+    [
+        (["--video-call-template", "https://x/{room}"], 2, "may use only {tenant} and {user}"),
+        (["--video-call-template", "meet.example/{user}"], 2, "does not make an http(s) link"),
+        (["--slack-webhook-url", "hooks.slack.com"], 2, "is not a webhook URL"),
+        (["--slack-bot-token", "abc"], 2, "starts with xoxb-"),
+        (["--slack-bot-token", TOKEN], 1, "a bot token needs a channel"),
+        (["--alert-rate-limit-min", "-1"], 2, "must not be negative"),
+    ],
+)
+def test_bad_settings_are_refused_and_nothing_is_saved(
+    db: Path, capsys: pytest.CaptureFixture[str], args: list[str], code: int, message: str
+) -> None:
+    got, out, err = run("tenant", "set", "acme", *args, capsys=capsys)
+    assert (got, out) == (code, "")
+    assert message in err
+    conn = open_database(db)
+    stored = conn.execute("SELECT settings FROM tenants WHERE name = 'acme'").fetchone()[0]
+    conn.close()
+    assert json.loads(stored)["slack_bot_token"] == ""
+    assert json.loads(stored)["video_call_template"] == "https://meet.jit.si/tippen-{tenant}-{user}"
