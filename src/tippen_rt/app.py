@@ -85,6 +85,7 @@ async def run_service(
                         registry,
                         feed,
                         wall_ms=clock.now_ms,
+                        notifier=notifier,
                         user_interval_s=settings.hub_user_interval_s,
                         queue_messages=settings.hub_queue_messages,
                     ).run

@@ -19,6 +19,7 @@ import trio.testing
 from quart.testing import WebsocketResponseError
 
 from tippen_rt.actors import Feed, Registry, feed_channels
+from tippen_rt.alerts import Notifier
 from tippen_rt.clock import Clock
 from tippen_rt.config import Settings
 from tippen_rt.http import TRACK_PATH, AppServices, Hub, TenantDirectory, create_app
@@ -118,6 +119,9 @@ class AdminEnv:
         )
         assert response.status_code == 200, await response.get_data()
         await settle()
+        if self.services.notifier is not None:
+            await self.services.notifier.wait_settled()  # alerts recorded
+            await settle()
 
     async def set_settings(self, tenant: Tenant, settings: TenantSettings) -> Tenant:
         """Change a tenant's thresholds (and reload the directory)."""
@@ -171,6 +175,20 @@ def admin_settings(db_path: Any) -> Settings:
 async def env(
     admin_settings: Settings, store: EventStore, nursery: trio.Nursery
 ) -> AsyncIterator[AdminEnv]:
+    yield await build_env(admin_settings, store, nursery, with_notifier=False)
+
+
+@pytest.fixture
+async def alerts_env(
+    admin_settings: Settings, store: EventStore, nursery: trio.Nursery
+) -> AsyncIterator[AdminEnv]:
+    """The same, with the alerts Notifier wired in as the service wires it."""
+    yield await build_env(admin_settings, store, nursery, with_notifier=True)
+
+
+async def build_env(
+    settings: Settings, store: EventStore, nursery: trio.Nursery, *, with_notifier: bool
+) -> AdminEnv:
     acme, acme_token = await store.write(lambda c: create_tenant(c, "acme", [ORIGIN]))
     other, other_token = await store.write(lambda c: create_tenant(c, "other", [ORIGIN]))
     tenants = TenantDirectory(store)
@@ -178,19 +196,26 @@ async def env(
     clock = Clock()
     (t_send, t_recv), (c_send, c_recv) = feed_channels()
     feed = await nursery.start(Feed(t_recv, c_recv).run)
-    registry = await nursery.start(Registry(clock, triggers_out=t_send, changes_out=c_send).run)
+    registry = Registry(clock, triggers_out=t_send, changes_out=c_send)
+    notifier = None
+    if with_notifier:
+        notifier = Notifier.from_settings(settings, store, tenants, registry, clock)
+        feed.subscribe_triggers(notifier.on_trigger)
+        await nursery.start(notifier.run)
+    await nursery.start(registry.run)
     hub = await nursery.start(
         Hub(
             registry,
             feed,
+            notifier=notifier,
             wall_ms=clock.now_ms,
-            user_interval_s=admin_settings.hub_user_interval_s,
-            queue_messages=admin_settings.hub_queue_messages,
+            user_interval_s=settings.hub_user_interval_s,
+            queue_messages=settings.hub_queue_messages,
         ).run
     )
     snapshots = MemorySnapshots()
     services = AppServices(
-        settings=admin_settings,
+        settings=settings,
         store=store,
         tenants=tenants,
         sink=registry,
@@ -199,8 +224,9 @@ async def env(
         feed=feed,
         snapshots=snapshots,
         hub=hub,
+        notifier=notifier,
     )
-    yield AdminEnv(
+    return AdminEnv(
         app=create_app(services),
         services=services,
         store=store,
@@ -211,5 +237,5 @@ async def env(
         acme_token=acme_token,
         other=other,
         other_token=other_token,
-        settings=admin_settings,
+        settings=settings,
     )

@@ -11,15 +11,14 @@ they travel in the query string (``?id=``) or the JSON body, never in the path.
 
 from __future__ import annotations
 
-import importlib
 import logging
-from collections.abc import Callable
-from types import ModuleType
 from typing import Any
 
 from quart import Blueprint, Response, request
 
+from ..alerts import AlertStatus, Notifier
 from ..events import TIERS, BadInput, EventType
+from ..persist import _alerts as alerts_db
 from ..persist._admin import (
     ErasedCounts,
     erase_user,
@@ -39,7 +38,7 @@ from ._views import alert_json, event_json, summary_json, user_json
 
 log = logging.getLogger(__name__)
 
-__all__ = ["admin_api_routes", "alerts_store"]
+__all__ = ["admin_api_routes"]
 
 admin_api_routes = Blueprint("admin_api", __name__, url_prefix="/api/admin")
 
@@ -48,16 +47,8 @@ DEFAULT_PAGE = 100
 MAX_USER_ID_CHARS = 256
 
 
-def alerts_store() -> ModuleType | None:
-    """``tippen_rt.persist._alerts`` when this build has the alerts package, else None."""
-    try:
-        return importlib.import_module("tippen_rt.persist._alerts")
-    except ImportError:
-        return None
-
-
-def _notifier(svc: AppServices) -> Any:
-    return getattr(svc, "notifier", None)
+def _notifier(svc: AppServices) -> Notifier | None:
+    return svc.notifier
 
 
 def _not_found(what: str = "no such user") -> Response:
@@ -322,10 +313,9 @@ async def acknowledge_user(admin: Admin) -> Response:
     user_id = await _body_user_id()
     acknowledged = False
     notifier = _notifier(svc)
-    alerts = alerts_store()
-    if notifier is not None and alerts is not None:
+    if notifier is not None:
         open_alerts = await svc.store.read(
-            lambda conn: alerts.list_alerts(
+            lambda conn: alerts_db.list_alerts(
                 conn, admin.tenant_id, status="open", user_id=user_id, limit=1
             )
         )
@@ -411,15 +401,10 @@ async def _erase(admin: Admin, user_id: str) -> Response:
         was_live = await svc.registry.drop(tenant_id, user_id)
     if svc.hub is not None:
         svc.hub.user_gone(tenant_id, user_id, "erased", svc.wall_ms() / 1000)
-    alerts = alerts_store()
-    delete_alerts: Callable[..., int] | None = (
-        alerts.delete_user_alerts if alerts is not None else None
-    )
 
     def job(conn: Any) -> tuple[ErasedCounts, int]:
         counts = erase_user(conn, tenant_id, user_id)
-        removed = delete_alerts(conn, tenant_id, user_id) if delete_alerts is not None else 0
-        return counts, removed
+        return counts, alerts_db.delete_user_alerts(conn, tenant_id, user_id)
 
     counts, alerts_removed = await svc.store.write(job)
     snapshots_erased = False
@@ -447,8 +432,15 @@ async def _erase(admin: Admin, user_id: str) -> Response:
 # ---- alerts -------------------------------------------------------------------
 
 
+_ALERT_STATUSES: dict[str, AlertStatus] = {
+    "open": "open",
+    "acknowledged": "acknowledged",
+    "resolved": "resolved",
+}
+
+
 def _live_alerts(svc: AppServices, tenant_id: int, user_id: str | None) -> list[dict[str, Any]]:
-    """Without the alerts package: the live users' open support needs, as alerts."""
+    """Without a notifier (apps built without one): live users' open needs, as alerts."""
     if svc.registry is None:
         return []
     out: list[dict[str, Any]] = []
@@ -481,22 +473,22 @@ async def alerts_list(admin: Admin) -> Response:
     """Alerts, newest first: ``status`` (open, acknowledged, resolved), ``userId``,
     ``before`` (keyset by id), ``limit``."""
     svc = services()
-    status = request.args.get("status") or None
-    if status not in (None, "open", "acknowledged", "resolved"):
+    raw_status = request.args.get("status") or None
+    if raw_status is not None and raw_status not in _ALERT_STATUSES:
         raise BadInput("invalid_field", "status must be open, acknowledged or resolved", "status")
+    status = _ALERT_STATUSES.get(raw_status) if raw_status is not None else None
     user_id = request.args.get("userId") or None
     if user_id is not None:
         _check_user_id(user_id, "userId")
     before = _int_arg("before", None, low=1)
     limit = _int_arg("limit", 50, low=1, high=MAX_PAGE) or 50
-    alerts = alerts_store()
-    if alerts is None or _notifier(svc) is None:
+    if _notifier(svc) is None:
         found = [
             a for a in _live_alerts(svc, admin.tenant_id, user_id) if status in (None, a["status"])
         ]
         return json_response({"source": "live", "alerts": found[:limit], "nextBefore": None})
     rows = await svc.store.read(
-        lambda conn: alerts.list_alerts(
+        lambda conn: alerts_db.list_alerts(
             conn, admin.tenant_id, status=status, user_id=user_id, limit=limit, before_id=before
         )
     )
@@ -547,9 +539,8 @@ async def stats(admin: Admin) -> Response:
         return {"eventsLastHour": events, "errorsLastHour": errors, "usersLastHour": users}
 
     figures = await svc.store.read(counts)
-    alerts = alerts_store()
-    if alerts is not None and _notifier(svc) is not None:
-        by_status = await svc.store.read(lambda conn: alerts.count_alerts(conn, tenant_id))
+    if _notifier(svc) is not None:
+        by_status = await svc.store.read(lambda conn: alerts_db.count_alerts(conn, tenant_id))
         figures["openAlerts"] = int(by_status.get("open", 0))
         figures["acknowledgedAlerts"] = int(by_status.get("acknowledged", 0))
     live = list(svc.registry.states(tenant_id)) if svc.registry is not None else []

@@ -18,7 +18,8 @@ import trio
 from quart import Blueprint, Quart, Response, redirect, render_template, websocket
 
 from ..events import BadInput
-from ._admin_api import admin_api_routes, alerts_store
+from ..persist import _alerts as alerts_db
+from ._admin_api import admin_api_routes
 from ._auth import Admin, admin_page, current_admin, install_auth, same_origin
 from ._errors import error_response
 from ._hub import Hub
@@ -105,14 +106,13 @@ async def static_file(name: str) -> Response:
 
 
 async def _alerts_now(svc: AppServices, tenant_id: int) -> list[dict[str, Any]]:
-    alerts = alerts_store()
-    if alerts is None or getattr(svc, "notifier", None) is None:
+    if svc.notifier is None:
         return []
 
     def unresolved(conn: Any) -> list[Any]:
         return [
-            *alerts.list_alerts(conn, tenant_id, status="open", limit=200),
-            *alerts.list_alerts(conn, tenant_id, status="acknowledged", limit=200),
+            *alerts_db.list_alerts(conn, tenant_id, status="open", limit=200),
+            *alerts_db.list_alerts(conn, tenant_id, status="acknowledged", limit=200),
         ]
 
     return [alert_json(a) for a in await svc.store.read(unresolved)]

@@ -89,6 +89,7 @@
       (m.alerts || []).forEach(function (a) { storedAlerts.set(a.id, a); });
     } else if (m.type === 'user') {
       live.set(m.user.userId, m.user);
+      statsSoon();
     } else if (m.type === 'user_left') {
       var gone = live.get(m.userId);
       live.delete(m.userId);
@@ -125,6 +126,12 @@
     }).catch(function () {}).finally(function () {
       recentTimer = setTimeout(loadRecent, 30000);
     });
+  }
+
+  var statsDue = null;
+  /** Figures from the database move with the events: reload them, at most every 5 s. */
+  function statsSoon() {
+    if (statsDue === null) statsDue = setTimeout(function () { statsDue = null; loadStats(); }, 5000);
   }
 
   function loadStats() {

@@ -1,0 +1,254 @@
+"""The admin dashboard in real headless Chromium against the real service.
+
+Each test logs in through ``/login`` with the admin token the service
+printed, posts events through the real ingest API (as apps' trackers do), and
+watches them arrive on the live pages.  Anything a test waits for has a
+deadline (Playwright's default timeout of the context, 10 s, or longer where
+a trigger has to fire first); nothing asserts how fast it happened.
+"""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from playwright.sync_api import Page, expect
+
+from tippen_rt.persist import get_tenant_by_name, update_tenant
+
+from ..support.client import Client
+from ..support.server import ServerProcess, start_server
+from .conftest import Demo, Snap
+
+pytestmark = pytest.mark.browser
+
+_TOKEN_LINE = re.compile(r"login token:\s+(\S+)")
+TRACK_PATH = "/api/track/user-activity"
+TRIGGER_WAIT_MS = 30_000
+
+
+def login_token(server: ServerProcess) -> str:
+    """The admin token ``serve --demo`` printed (a fresh one on every start)."""
+    matches = _TOKEN_LINE.findall(server.log())
+    assert matches, server.log()
+    return str(matches[-1])
+
+
+def log_in(page: Page, base_url: str, token: str, name: str = "Sam") -> None:
+    """Open the dashboard, get sent to the login page, log in, land back."""
+    page.goto(base_url + "/user-activity")
+    expect(page).to_have_url(re.compile(r"/login\?next="))
+    page.fill("#token", token)
+    page.fill("#name", name)
+    page.click("button[type=submit]")
+    expect(page).to_have_url(base_url + "/user-activity")
+    expect(page.locator("#connection")).to_have_text("Live")
+
+
+def send(base_url: str, api_key: str, user: str, events: list[dict[str, Any]], **kw: Any) -> None:
+    """Post one batch as the tracker would."""
+    now = int(time.time() * 1000)
+    body = {
+        "apiKey": api_key,
+        "userId": user,
+        "userEmail": kw.get("email", f"{user}@example.com"),
+        "subscriptionTier": kw.get("tier", "free_trial"),
+        "sentAt": now,
+        "events": [{"timestamp": now, **e} for e in events],
+    }
+    client = Client(base_url)
+    try:
+        status, answer = client.post_json(TRACK_PATH, body)
+    finally:
+        client.close()
+    assert status == 200, answer
+
+
+def set_demo_settings(demo: Demo, **changes: Any) -> None:
+    """Change the demo tenant's settings in its SQLite file, then restart the service
+    so it reads them (the demo prints a new login token on the way)."""
+    demo.stop()
+    conn = sqlite3.connect(demo.db_path, isolation_level=None)
+    try:
+        tenant = get_tenant_by_name(conn, "demo")
+        update_tenant(conn, "demo", settings=replace(tenant.settings, **changes))
+    finally:
+        conn.close()
+    demo.start()
+
+
+def test_log_in_and_see_a_user_appear_live(demo: Demo, page: Page, snap: Snap) -> None:
+    log_in(page, demo.url, login_token(demo.server))
+    expect(page.locator("#users-empty")).to_contain_text("No one is online right now")
+    expect(page.locator("#alerts")).to_contain_text("Nobody needs help right now")
+
+    send(demo.url, demo.api_key, "ada@live", [{"type": "route", "route": "/pricing"}], tier="paid")
+    row = page.locator('tr[data-user="ada@live"]')
+    expect(row).to_be_visible()
+    expect(row).to_contain_text("/pricing")
+    expect(row).to_contain_text("Paid")
+    expect(page.locator("#stat-live")).to_have_text("1")
+
+    send(demo.url, demo.api_key, "ada@live", [{"type": "route", "route": "/pricing/team"}])
+    expect(row).to_contain_text("/pricing/team")
+    send(demo.url, demo.api_key, "bob@live", [{"type": "route", "route": "/docs"}])
+    expect(page.locator("#stat-live")).to_have_text("2")
+    # Filters work on the live list.
+    page.select_option("#f-tier", "paid")
+    expect(page.locator("tbody#users tr")).to_have_count(0)
+    page.select_option("#f-tier", "free_trial")
+    expect(page.locator("tbody#users tr")).to_have_count(2)
+    page.select_option("#f-tier", "")
+    page.fill("#f-q", "bob")
+    expect(page.locator("tbody#users tr")).to_have_count(1)
+    page.fill("#f-q", "")
+    snap(page)
+
+
+def test_an_alert_appears_when_a_trigger_fires(demo: Demo, page: Page, snap: Snap) -> None:
+    set_demo_settings(demo, stuck_on_page_s=3.0)
+    log_in(page, demo.url, login_token(demo.server))
+
+    send(
+        demo.url,
+        demo.api_key,
+        "stuck@checkout",
+        [{"type": "route", "route": "/billing/checkout"}, {"type": "heartbeat"}],
+    )
+    errors = [
+        {"type": "error", "message": f"TypeError: total is undefined ({i})"} for i in range(4)
+    ]
+    send(
+        demo.url,
+        demo.api_key,
+        "erring@reports",
+        [{"type": "route", "route": "/reports"}, *errors],
+        tier="paid",
+    )
+
+    erring = page.locator('.alert[data-user="erring@reports"]')
+    expect(erring).to_contain_text("Repeated errors")
+    stuck = page.locator('.alert[data-user="stuck@checkout"]')
+    expect(stuck).to_contain_text("Stuck on a page", timeout=TRIGGER_WAIT_MS)
+    expect(stuck).to_contain_text("/billing/checkout")
+    expect(page.locator("#stat-support")).to_have_text("2")
+    expect(page.locator('tr[data-user="stuck@checkout"]')).to_contain_text("Needs help")
+    snap(page)
+
+    erring.get_by_role("button", name="Acknowledge").click()
+    expect(erring).to_contain_text("acknowledged by Sam")
+    expect(page.locator("#stat-support")).to_have_text("1")
+
+
+def test_the_user_page_shows_timeline_journey_and_errors(
+    demo: Demo, page: Page, snap: Snap
+) -> None:
+    set_demo_settings(demo, video_call_template=demo.url + "/demo/app?call={user}")
+    user = 'eve<img src=x onerror="window.pwned=1">'
+    now = int(time.time() * 1000)
+    events = [
+        {"type": "route", "route": "/home", "timestamp": now - 90_000},
+        {"type": "click", "element": "a.nav", "text": "Reports", "timestamp": now - 80_000},
+        {"type": "route", "route": "/reports", "timestamp": now - 70_000},
+        {"type": "page_time", "route": "/home", "duration": 19_000, "timestamp": now - 70_000},
+        {
+            "type": "error",
+            "message": "<script>window.pwned=2</script> export failed",
+            "source": "reports.js:12",
+            "stack": "at exportReport\nat onClick",
+            "timestamp": now - 60_000,
+        },
+        {"type": "error", "message": "NetworkError: 500", "timestamp": now - 50_000},
+        {"type": "route", "route": "/settings", "timestamp": now - 40_000},
+        {"type": "page_time", "route": "/reports", "duration": 29_000, "timestamp": now - 40_000},
+    ]
+    send(demo.url, demo.api_key, user, events, tier="enterprise")
+    log_in(page, demo.url, login_token(demo.server))
+    page.locator("tbody#users a", has_text="eve<img").click()
+    expect(page).to_have_url(re.compile(r"/user-activity/eve"))
+
+    expect(page.locator("#u-id")).to_have_text(user)
+    expect(page.locator("#u-live")).to_have_text("Online")
+    expect(page.locator("#u-route")).to_have_text("/settings")
+    timeline = page.locator("#timeline li")
+    expect(timeline).to_have_count(8)
+    expect(timeline.first).to_contain_text("Spent 29s on")
+    bars = page.locator("#journey svg rect")
+    expect(bars).to_have_count(3)
+    expect(page.locator("#journey")).to_contain_text("/reports")
+    errors = page.locator("#errors li")
+    expect(errors).to_have_count(2)
+    expect(errors.last).to_contain_text("<script>window.pwned=2</script> export failed")
+    assert page.evaluate("window.pwned") is None  # shown as text, never run
+
+    with page.context.expect_page() as popup_info:
+        page.click("#u-call")
+    popup = popup_info.value
+    popup.wait_for_url(re.compile(re.escape(demo.url + "/demo/app?call=eve")))
+    popup.close()
+    expect(page.locator("#toasts")).to_contain_text("Video call started")
+    expect(page.locator("#u-calls")).to_contain_text("started by Sam")
+    calls = demo.query("SELECT user_id, started_by FROM video_calls")
+    assert [tuple(r) for r in calls] == [(user, "Sam")]
+
+    # New events show up on the open page.
+    send(
+        demo.url, demo.api_key, user, [{"type": "error", "message": "one more"}], tier="enterprise"
+    )
+    expect(errors).to_have_count(3)
+    expect(page.locator("#u-errors")).to_have_text("3")
+    snap(page)
+
+
+@pytest.fixture
+def plain_server(tmp_path: Path) -> Iterator[tuple[ServerProcess, str, str, Path]]:
+    """A service without --demo (its admin token stays the same across restarts)."""
+    db = tmp_path / "tippen.db"
+    out = subprocess.run(
+        [sys.executable, "-m", "tippen_rt", "--db", str(db), "tenant", "add", "acme", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    )
+    created = orjson.loads(out.stdout)
+    server = start_server(db)
+    try:
+        yield server, created["admin_token"], created["api_key"], db
+    finally:
+        server.kill()
+
+
+def test_the_page_reconnects_by_itself_after_a_restart(
+    plain_server: tuple[ServerProcess, str, str, Path], page: Page, snap: Snap
+) -> None:
+    server, token, api_key, db = plain_server
+    url = server.url
+    log_in(page, url, token)
+    send(url, api_key, "before", [{"type": "route", "route": "/a"}])
+    expect(page.locator('tr[data-user="before"]')).to_be_visible()
+
+    assert server.stop() == 0
+    expect(page.locator("#connection")).to_have_text("Disconnected")
+    expect(page.locator("#banner")).to_contain_text("Reconnecting in")
+    snap(page)
+
+    again = start_server(db, port=server.port)
+    try:
+        # Same port, same stored secret: the session survives, the socket comes back.
+        expect(page.locator("#connection")).to_have_text("Live", timeout=20_000)
+        expect(page.locator("#banner")).to_be_hidden()
+        send(url, api_key, "after", [{"type": "route", "route": "/b"}])
+        expect(page.locator('tr[data-user="after"]')).to_be_visible()
+        expect(page.locator('tr[data-user="before"]')).to_be_visible()  # restored from snapshot
+    finally:
+        again.kill()
