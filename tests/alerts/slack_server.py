@@ -10,7 +10,7 @@ It speaks the two protocols tippen-rt uses, the way Slack does:
   ``message_not_found``), ``429`` with ``Retry-After``.
 
 Tests script trouble ahead of time: the next N requests fail with a status,
-are rate limited, or hang until released.  It runs in a thread, not a trio
+are rate limited, are slow, or hang until released.  It runs in a thread, not a trio
 task, so tests whose Slack calls run inline in the trio thread still get answers.
 """
 
@@ -21,6 +21,7 @@ import itertools
 import json
 import socket
 import threading
+import time
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -52,6 +53,8 @@ class _Trouble:
     error: str
     retry_after: int | None = None
     hang: bool = False
+    #: Answer normally, but only after this many seconds.
+    delay_s: float = 0.0
 
 
 @dataclass
@@ -70,6 +73,8 @@ class SlackStandIn:
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _release: threading.Event = field(default_factory=threading.Event)
     _held: int = 0
+    #: Set when the first request arrives.
+    got_request: threading.Event = field(default_factory=threading.Event)
     _ts: Iterator[int] = field(default_factory=lambda: itertools.count(1))
 
     @property
@@ -106,6 +111,11 @@ class SlackStandIn:
         with self._lock:
             self._trouble.extend(_Trouble(503, "service_unavailable", hang=True) for _ in range(n))
 
+    def slow_next(self, n: int, seconds: float) -> None:
+        """The next ``n`` requests are answered normally, after ``seconds``."""
+        with self._lock:
+            self._trouble.extend(_Trouble(200, "", delay_s=seconds) for _ in range(n))
+
     def release(self) -> None:
         """Let hanging requests go (they get 503)."""
         self._release.set()
@@ -130,6 +140,7 @@ class SlackStandIn:
         request = Request(path, headers, body)
         with self._lock:
             self.requests.append(request)
+            self.got_request.set()
             trouble = self._trouble.popleft() if self._trouble else None
             if trouble is not None and trouble.hang:
                 self._held += 1
@@ -137,6 +148,9 @@ class SlackStandIn:
             self._release.wait(timeout=60)
             with self._lock:
                 self._held -= 1
+        if trouble is not None and trouble.delay_s:
+            time.sleep(trouble.delay_s)
+            trouble = None
         if trouble is not None:
             return self._trouble_reply(request, trouble)
         if path.startswith("/services/"):

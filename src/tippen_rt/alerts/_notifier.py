@@ -15,6 +15,10 @@ task (a deadline, not a polling loop) until the retry window closes; then
 the alert is marked failed.  At most one delivery task works on an alert at a
 time, so an update never overtakes its post and no alert is posted twice.
 
+On shutdown, a Slack call on the wire is shielded for a short grace period,
+so that what Slack took is recorded as sent and not posted again at the next
+start; anything still pending then goes out after the restart.
+
 The rate limit (one Slack message per user per ``alert_rate_limit_s``) is
 decided when the alert is recorded, in the same transaction, from the
 ``alert_rate_limits`` table: it holds across restarts.
@@ -22,8 +26,10 @@ decided when the alert is recorded, in the same transaction, from the
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+import math
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -100,13 +106,18 @@ class DeliveryPolicy:
     #: Back-off after the first failure; doubles per attempt up to ``max_retry_s``.
     first_retry_s: float = 5.0
     max_retry_s: float = 120.0
+    #: On shutdown, a Slack call on the wire gets this long to finish and be
+    #: recorded, so a graceful restart does not post it again.
+    shutdown_grace_s: float = 5.0
     client: ClientOptions = field(default_factory=ClientOptions)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> DeliveryPolicy:
-        """The policy with ``TIPPEN_SLACK_RETRY_WINDOW_S`` and ``TIPPEN_SLACK_TIMEOUT_S``."""
+        """The policy with ``TIPPEN_SLACK_RETRY_WINDOW_S``, ``TIPPEN_SLACK_TIMEOUT_S``
+        and, for calls on the wire at shutdown, ``TIPPEN_GRACEFUL_TIMEOUT_S``."""
         return cls(
             retry_window_s=settings.slack_retry_window_s,
+            shutdown_grace_s=settings.graceful_timeout_s,
             client=ClientOptions.from_settings(settings),
         )
 
@@ -174,6 +185,10 @@ class Notifier:
         self._settled: trio.Event | None = None
         self._subscribers: list[Callable[[AlertMessage], None]] = []
         self._nursery: trio.Nursery | None = None
+        #: Shielded scopes of Slack calls in progress, and the grace deadline
+        #: they get once shutdown begins.
+        self._calls: set[trio.CancelScope] = set()
+        self._grace_deadline = math.inf
         self.stats = NotifierStats()
 
     @classmethod
@@ -214,10 +229,36 @@ class Notifier:
         """
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
+            nursery.start_soon(self._grant_grace_on_cancel)
             for _ in range(self._policy.delivery_tasks):
                 nursery.start_soon(self._deliver)
             await self._refill()
             task_status.started(self)
+
+    async def _grant_grace_on_cancel(self) -> None:
+        try:
+            await trio.sleep_forever()
+        finally:
+            # Shutdown: calls on the wire may finish (and be recorded) until then.
+            self._grace_deadline = trio.current_time() + self._policy.shutdown_grace_s
+            for scope in self._calls:
+                scope.deadline = min(scope.deadline, self._grace_deadline)
+
+    @contextlib.contextmanager
+    def _slack_call(self) -> Iterator[trio.CancelScope]:
+        """A shield for one Slack call and its bookkeeping, bounded once shutdown begins.
+
+        Without it, a shutdown would abandon a call Slack may already have taken,
+        the alert would stay pending, and the next start would post it twice.
+        """
+        with trio.CancelScope(shield=True, deadline=self._grace_deadline) as scope:
+            self._calls.add(scope)
+            try:
+                yield scope
+            finally:
+                self._calls.discard(scope)
+        if scope.cancelled_caught:
+            log.warning("shutdown: a Slack call was abandoned; its alert stays for the next start")
 
     async def _in_thread(self, fn: Callable[..., Any], *args: Any) -> Any:
         return await trio.to_thread.run_sync(
@@ -467,19 +508,28 @@ class Notifier:
             await self._give_up(alert, error, counted=False)
             return False
         message = render_alert(alert, tenant, self._public_url)
-        try:
-            posted: Posted = await self._offload(
-                post_message, target, message.text, message.blocks, self._policy.client
+        sent: Alert | None = None
+        with self._slack_call() as call:
+            try:
+                posted: Posted = await self._offload(
+                    post_message, target, message.text, message.blocks, self._policy.client
+                )
+            except SlackError as exc:
+                await self._failed_attempt(alert, exc, posting=True)
+                return False
+            now = self._clock.now_ms()
+            sent = await self._store.write(
+                lambda c: mark_sent(
+                    c,
+                    alert.id,
+                    channel=posted.channel,
+                    ts=posted.ts,
+                    revision=alert.revision,
+                    now=now,
+                )
             )
-        except SlackError as exc:
-            await self._failed_attempt(alert, exc, posting=True)
+        if call.cancelled_caught:
             return False
-        now = self._clock.now_ms()
-        sent = await self._store.write(
-            lambda c: mark_sent(
-                c, alert.id, channel=posted.channel, ts=posted.ts, revision=alert.revision, now=now
-            )
-        )
         self.stats.posted += 1
         log.info("alert #%d posted to Slack (%s)", alert.id, target.mode)
         if sent is not None:
@@ -501,24 +551,28 @@ class Notifier:
                 self._publish(AlertUpdated(gave_up))
             return False
         message = render_alert(alert, tenant, self._public_url)
-        try:
-            await self._offload(
-                update_message,
-                target,
-                alert.slack_channel or target.channel,
-                alert.slack_ts,
-                message.text,
-                message.blocks,
-                self._policy.client,
+        updated: Alert | None = None
+        with self._slack_call() as call:
+            try:
+                await self._offload(
+                    update_message,
+                    target,
+                    alert.slack_channel or target.channel,
+                    alert.slack_ts,
+                    message.text,
+                    message.blocks,
+                    self._policy.client,
+                )
+            except SlackError as exc:
+                await self._failed_attempt(alert, exc, posting=False)
+                return False
+            self._update_failing_since.pop(alert.id, None)
+            now = self._clock.now_ms()
+            updated = await self._store.write(
+                lambda c: mark_updated(c, alert.id, revision=alert.revision, now=now)
             )
-        except SlackError as exc:
-            await self._failed_attempt(alert, exc, posting=False)
+        if call.cancelled_caught:
             return False
-        self._update_failing_since.pop(alert.id, None)
-        now = self._clock.now_ms()
-        updated = await self._store.write(
-            lambda c: mark_updated(c, alert.id, revision=alert.revision, now=now)
-        )
         self.stats.updated += 1
         log.info("alert #%d: Slack message updated (%s)", alert.id, alert.status)
         if updated is not None:
