@@ -112,3 +112,12 @@ async def test_the_page_can_ask_for_a_fresh_snapshot(env: AdminEnv) -> None:
         await ws.send("resync")
         message = await receive(ws)
         assert message["type"] == "snapshot" and [u["userId"] for u in message["users"]] == ["u1"]
+
+
+def test_dashboards_are_pinged_before_the_read_timeout_would_cut_them_off() -> None:
+    from tippen_rt.config import Settings
+    from tippen_rt.http import hypercorn_config
+
+    config = hypercorn_config(Settings())
+    assert config.websocket_ping_interval is not None
+    assert config.websocket_ping_interval < config.read_timeout

@@ -25,6 +25,9 @@ def hypercorn_config(settings: Settings) -> HypercornConfig:
     # that dribbles its headers in (slowloris).
     config.keep_alive_timeout = settings.keep_alive_timeout_s
     config.read_timeout = int(settings.read_timeout_s) or 1
+    # The read timeout also cuts off a WebSocket whose client sends nothing (a
+    # dashboard only listens): pings make browsers answer with pongs well before.
+    config.websocket_ping_interval = max(0.5, config.read_timeout / 2)
     config.h11_max_incomplete_size = settings.max_header_bytes
     config.backlog = 1024
     config.include_server_header = False
