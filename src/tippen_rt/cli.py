@@ -19,7 +19,7 @@ import trio
 
 from . import __version__
 from .alerts import add_alert_commands, run_slack_command, run_tenant_set
-from .config import Settings, SettingsError
+from .config import Settings, SettingsError, describe_settings, markdown_settings_table
 from .persist import TenantExists, create_tenant, list_tenants, open_database
 
 
@@ -62,6 +62,13 @@ def _build_parser() -> argparse.ArgumentParser:
     lst.add_argument("--json", action="store_true", help="print as JSON")
     # tenant set (Slack target, video calls, rate limit) and slack test
     add_alert_commands(commands, tenant_cmds)
+
+    config = commands.add_parser(
+        "config", help="show every TIPPEN_* setting: its value now, its default, what it does"
+    )
+    config.add_argument(
+        "--markdown", action="store_true", help="print the reference table for README.md"
+    )
 
     sim = commands.add_parser(
         "simulate", help="drive synthetic users through a running service's HTTP API"
@@ -108,10 +115,27 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _tenant(args, settings)
         if args.command == "slack":
             return run_slack_command(args, settings)
+        if args.command == "config":
+            return _config(args, settings)
     except SettingsError as exc:
         print(f"tippen-rt: {exc}", file=sys.stderr)
         return 2
     parser.error(f"unknown command {args.command}")
+
+
+def _config(args: argparse.Namespace, settings: Settings) -> int:
+    docs = describe_settings()
+    if args.markdown:
+        print(markdown_settings_table(docs))
+        return 0
+    secret = ("TIPPEN_SECRET_KEY", "TIPPEN_SLACK_BOT_TOKEN", "TIPPEN_SLACK_WEBHOOK_URL")
+    for doc in docs:
+        value = getattr(settings, doc.env[len("TIPPEN_") :].lower())
+        shown = "(set)" if doc.env in secret and value else str(value)
+        print(f"{doc.env}={shown}   # default {doc.default}: {doc.doc}")
+    for name in settings.extra:
+        print(f"{name}: unknown setting, ignored")
+    return 0
 
 
 def _simulate(args: argparse.Namespace) -> int:

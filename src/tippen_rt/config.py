@@ -32,6 +32,7 @@ class Settings:
     """Process-wide configuration. Per-tenant settings live in the tenants table."""
 
     # Storage
+    #: The SQLite file (also --db).
     db_path: Path = Path("tippen.db")
     #: Jobs waiting for the SQLite writer; beyond this ingest answers 503.
     store_queue_jobs: int = 2048
@@ -39,14 +40,19 @@ class Settings:
     store_max_rows_per_commit: int = 20_000
 
     # HTTP
+    #: Address to listen on (also --host).
     host: str = "127.0.0.1"
+    #: Port to listen on; 0 picks a free one (also --port).
     port: int = 8080
     #: The URL admins use to reach this service (links in Slack messages).
     public_url: str = ""
+    #: Largest ingest body accepted (413 beyond).
     max_body_bytes: int = 256 * 1024
+    #: Most events in one batch (413 beyond).
     max_events_per_batch: int = 50
     #: Client timestamps further than this from server time are rejected.
     max_clock_skew_s: float = 24 * 60 * MINUTE_S
+    #: On SIGTERM, in-flight requests get this long to finish.
     graceful_timeout_s: float = 5.0
     #: A connection must send complete request headers within this time, and
     #: an idle keep-alive connection is closed after it.
@@ -61,16 +67,16 @@ class Settings:
     max_inflight_requests: int = 2000
     #: Ingest requests per second per API key (0: no limit), and the burst.
     ingest_rate_per_key: float = 5000.0
+    #: Requests one API key may send at once before its rate applies.
     ingest_burst_per_key: float = 10_000.0
     #: Ingest requests per second per client address (0: no limit), and the burst.
     #: A browser sends one batch every few seconds; this leaves room for many
     #: users behind one NAT or proxy address.
     ingest_rate_per_address: float = 500.0
+    #: Requests one address may send at once before its rate applies.
     ingest_burst_per_address: float = 1000.0
     #: Take the client address from X-Forwarded-For (only behind a proxy you run).
     trust_forwarded_for: bool = False
-    #: Seconds to wait for a full user mailbox before answering 503.
-    ingest_backpressure_s: float = 2.0
 
     # Admin dashboard
     #: Signs admin session cookies. Empty: one is generated once and kept in SQLite.
@@ -79,6 +85,7 @@ class Settings:
     admin_session_s: float = 12 * 60 * MINUTE_S
     #: Login attempts per client address: a burst, then one per this many seconds.
     login_burst: int = 5
+    #: Seconds per login attempt regained after the burst.
     login_refill_s: float = 6.0
     #: Messages a dashboard WebSocket may fall behind before it is resynced.
     hub_queue_messages: int = 512
@@ -86,15 +93,21 @@ class Settings:
     hub_user_interval_s: float = 0.25
 
     # Live state
+    #: Snapshot live state to this Redis (redis://host:6379/0); empty: to SQLite.
     redis_url: str = ""
+    #: Prefix of the Redis keys tippen-rt writes.
     redis_prefix: str = "tippen"
+    #: Changed live states are snapshotted at most this often.
     snapshot_interval_s: float = 2.0
     #: With no snapshot, users are rebuilt from this much recent history.
     replay_window_s: float = 30 * MINUTE_S
 
     # Slack alerts: a target for tenants that set none of their own
+    #: Incoming webhook for tenants with no Slack target of their own.
     slack_webhook_url: str = field(default="", repr=False)
+    #: Bot token (xoxb-...) for tenants with no Slack target of their own.
     slack_bot_token: str = field(default="", repr=False)
+    #: Channel the bot token posts to.
     slack_channel: str = ""
     #: Slack's Web API root (tests point it at a local stand-in).
     slack_api_url: str = "https://slack.com/api/"
@@ -104,9 +117,11 @@ class Settings:
     slack_timeout_s: int = 10
 
     # Logging
+    #: DEBUG, INFO, WARNING or ERROR (also --log-level).
     log_level: str = "INFO"
 
-    # Demo mode (creates a demo tenant and serves the sample app)
+    # Demo mode
+    #: Create a demo tenant, print how to log in, serve the sample app (also --demo).
     demo: bool = False
 
     extra: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
@@ -164,3 +179,52 @@ def _parse(name: str, raw: str, hint: Any) -> Any:
     except ValueError:
         kind = getattr(hint, "__name__", str(hint))
         raise SettingsError(f"{name}={raw!r} is not a valid {kind}") from None
+
+
+@dataclass(frozen=True, slots=True)
+class SettingDoc:
+    """One setting as operators see it."""
+
+    env: str
+    default: str
+    doc: str
+
+
+def describe_settings() -> list[SettingDoc]:
+    """Every ``TIPPEN_*`` variable with its default and the ``#:`` comment above it."""
+    import inspect
+
+    source = inspect.getsource(Settings).splitlines()
+    docs: dict[str, str] = {}
+    pending: list[str] = []
+    for line in source:
+        stripped = line.strip()
+        if stripped.startswith("#:"):
+            pending.append(stripped[2:].strip())
+            continue
+        name = stripped.split(":", 1)[0]
+        if pending and name.isidentifier():
+            docs[name] = " ".join(pending)
+        pending = []
+    defaults = Settings()
+    out = []
+    for f in fields(Settings):
+        if f.name == "extra":
+            continue
+        value = getattr(defaults, f.name)
+        shown = (
+            "(empty)"
+            if value == ""
+            else str(value).lower()
+            if isinstance(value, bool)
+            else str(value)
+        )
+        out.append(SettingDoc(ENV_PREFIX + f.name.upper(), shown, docs.get(f.name, "")))
+    return out
+
+
+def markdown_settings_table(docs: list[SettingDoc]) -> str:
+    """The configuration reference as a Markdown table."""
+    lines = ["| variable | default | meaning |", "|---|---|---|"]
+    lines += [f"| `{d.env}` | `{d.default}` | {d.doc} |" for d in docs]
+    return "\n".join(lines)
