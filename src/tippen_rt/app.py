@@ -125,6 +125,9 @@ async def run_service(
 
                 async with trio.open_nursery() as http:
                     binds = await http.start(serve_http, app, settings, shutdown)
+                    # Open dashboards are told at once that the service is going
+                    # (close 1001), so their pages reconnect to the next process.
+                    http.start_soon(_close_dashboards, shutdown, hub)
                     if settings.demo:
                         await _start_demo(store, tenants, binds[0])
                     log.info("tippen-rt listening on %s", ", ".join(binds))
@@ -139,6 +142,11 @@ async def run_service(
 
         root.cancel_scope.cancel()
     log.info("tippen-rt stopped")
+
+
+async def _close_dashboards(shutdown: trio.Event, hub: Hub) -> None:
+    await shutdown.wait()
+    hub.close()
 
 
 async def _start_demo(store: EventStore, tenants: TenantDirectory, base_url: str) -> None:

@@ -121,3 +121,15 @@ def test_dashboards_are_pinged_before_the_read_timeout_would_cut_them_off() -> N
     config = hypercorn_config(Settings())
     assert config.websocket_ping_interval is not None
     assert config.websocket_ping_interval < config.read_timeout
+
+
+async def test_a_stopping_service_says_goodbye_to_dashboards(env: AdminEnv) -> None:
+    from quart.testing.connections import WebsocketDisconnectError
+
+    admin = await env.admin(env.acme_token)
+    async with admin.websocket("/ws/admin", headers=SAME_SITE) as ws:
+        await receive(ws)
+        env.hub.close()  # what the service does when shutdown begins
+        with pytest.raises(WebsocketDisconnectError) as caught:
+            await ws.receive()
+        assert caught.value.args[0] == 1001

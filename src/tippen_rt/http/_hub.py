@@ -169,10 +169,14 @@ class Hub:
                 self._wake = trio.Event()
                 self._flush_due(trio.current_time())
         finally:
-            self._closed = True
-            for subs in self._subs.values():
-                for sub in subs:
-                    sub.close()
+            self.close()
+
+    def close(self) -> None:
+        """End every dashboard connection (the service is stopping); refuse new ones."""
+        self._closed = True
+        for subs in self._subs.values():
+            for sub in subs:
+                sub.close()
 
     def follow_alerts(self, notifier: AlertSource) -> None:
         """Also forward the Notifier's alert changes (when it starts after the hub)."""

@@ -22,7 +22,7 @@ from ..persist import _alerts as alerts_db
 from ._admin_api import admin_api_routes
 from ._auth import Admin, admin_page, current_admin, install_auth, same_origin
 from ._errors import error_response
-from ._hub import Hub
+from ._hub import Hub, Subscriber
 from ._services import AppServices, services
 from ._tracker_assets import asset_response, load_asset
 from ._views import alert_json
@@ -144,24 +144,32 @@ async def admin_socket() -> Response | None:
         with trio.move_on_after(max(0.0, expires_in_s)) as session:
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(_read_client, sub)
-                while True:
-                    try:
-                        text = await sub.next()
-                    except trio.EndOfChannel:
-                        await websocket.close(CLOSE_GOING_AWAY, "server shutting down")
-                        return None
-                    if text is None:
-                        text = await _snapshot(svc, hub, tenant_id)
-                    elif not text:
-                        continue
-                    await websocket.send(text)
+                await _forward(svc, hub, sub, tenant_id)
+                # The hub has stopped: stop reading the client too, then say goodbye.
+                nursery.cancel_scope.cancel()
         if session.cancelled_caught:
             await websocket.send('{"type":"session_expired"}')
             await websocket.close(CLOSE_SESSION_EXPIRED, "session expired")
+        else:
+            await websocket.close(CLOSE_GOING_AWAY, "server shutting down")
     return None
 
 
-async def _read_client(sub: Any) -> None:
+async def _forward(svc: AppServices, hub: Hub, sub: Subscriber, tenant_id: int) -> None:
+    """Send what the hub queues for this connection until the hub stops."""
+    while True:
+        try:
+            text = await sub.next()
+        except trio.EndOfChannel:
+            return
+        if text is None:
+            text = await _snapshot(svc, hub, tenant_id)
+        elif not text:
+            continue
+        await websocket.send(text)
+
+
+async def _read_client(sub: Subscriber) -> None:
     """The page may ask for a fresh snapshot (``"resync"``); anything else is ignored."""
     while True:
         message = await websocket.receive()

@@ -14,6 +14,10 @@ from ..config import Settings
 log = logging.getLogger(__name__)
 
 
+#: Seconds between pings to an open dashboard WebSocket (at most).
+WEBSOCKET_PING_S = 5.0
+
+
 def hypercorn_config(settings: Settings) -> HypercornConfig:
     """Server limits and binds from our settings."""
     config = HypercornConfig()
@@ -27,7 +31,7 @@ def hypercorn_config(settings: Settings) -> HypercornConfig:
     config.read_timeout = int(settings.read_timeout_s) or 1
     # The read timeout also cuts off a WebSocket whose client sends nothing (a
     # dashboard only listens): pings make browsers answer with pongs well before.
-    config.websocket_ping_interval = max(0.5, config.read_timeout / 2)
+    config.websocket_ping_interval = min(WEBSOCKET_PING_S, config.read_timeout / 2)
     config.h11_max_incomplete_size = settings.max_header_bytes
     config.backlog = 1024
     config.include_server_header = False
