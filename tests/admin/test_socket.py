@@ -133,3 +133,16 @@ async def test_a_stopping_service_says_goodbye_to_dashboards(env: AdminEnv) -> N
         with pytest.raises(WebsocketDisconnectError) as caught:
             await ws.receive()
         assert caught.value.args[0] == 1001
+
+
+async def test_the_public_url_counts_as_this_site(env: AdminEnv) -> None:
+    """Behind a proxy that rewrites Host, TIPPEN_PUBLIC_URL names the site."""
+    from dataclasses import replace
+
+    env.services.settings = replace(env.settings, public_url="https://tippen.example.com/")
+    admin = await env.admin(env.acme_token)
+    headers = {"Origin": "https://tippen.example.com", "Host": "10.0.0.5:8080"}
+    async with admin.websocket("/ws/admin", headers=headers) as ws:
+        assert (await receive(ws))["type"] == "snapshot"
+    response = await refused_websocket(admin, {"Origin": "https://other.example", "Host": HOST})
+    assert response.status_code == 403

@@ -27,7 +27,7 @@ from werkzeug.datastructures import Headers
 from ..events import BadInput
 from ..persist import get_tenant_by_admin_token
 from ..persist._admin import load_or_create_secret
-from ..tenants import Tenant
+from ..tenants import Tenant, normalize_origin
 from ._errors import error_response
 from ._json import json_response
 from ._services import AppServices, services
@@ -52,6 +52,7 @@ __all__ = [
     "current_admin",
     "install_auth",
     "same_origin",
+    "site_origin",
 ]
 
 auth = Blueprint("auth", __name__)
@@ -143,10 +144,24 @@ def same_origin(origin: str | None, host: str | None) -> bool:
     return parts.netloc.lower() == host.lower()
 
 
+def site_origin(origin: str | None, headers: Headers) -> bool:
+    """True if ``origin`` is this site: the Host the request names, or the
+    configured public URL (behind a proxy that rewrites Host)."""
+    if same_origin(origin, headers.get("Host")):
+        return True
+    public_url = services().settings.public_url
+    if not origin or not public_url:
+        return False
+    try:
+        return normalize_origin(origin) == normalize_origin(public_url.rstrip("/"))
+    except ValueError:
+        return False
+
+
 def _cross_site(headers: Headers) -> bool:
     """A browser says the request came from another site."""
     origin = headers.get("Origin")
-    return origin is not None and not same_origin(origin, headers.get("Host"))
+    return origin is not None and not site_origin(origin, headers)
 
 
 def _unauthorized() -> Response:

@@ -20,7 +20,7 @@ from quart import Blueprint, Quart, Response, redirect, render_template, websock
 from ..events import BadInput
 from ..persist import _alerts as alerts_db
 from ._admin_api import admin_api_routes
-from ._auth import Admin, admin_page, current_admin, install_auth, same_origin
+from ._auth import Admin, admin_page, current_admin, install_auth, site_origin
 from ._errors import error_response
 from ._hub import Hub, Subscriber
 from ._services import AppServices, services
@@ -127,7 +127,7 @@ async def admin_socket() -> Response | None:
     """Live updates of the admin's tenant: a snapshot, then changes as they happen."""
     svc = services()
     hub = svc.hub
-    if not same_origin(websocket.headers.get("Origin"), websocket.headers.get("Host")):
+    if not site_origin(websocket.headers.get("Origin"), websocket.headers):
         return error_response(
             BadInput("origin_not_allowed", "the dashboard socket is for this site only", None, 403)
         )
