@@ -247,3 +247,13 @@ async def test_sent_at_corrects_a_client_clock_one_hour_behind(
     # The route was entered 2 s before the batch left the browser, in server time.
     assert state.route_entered_at - T0 == pytest.approx(98.0)
     assert state.clock_offset_ms == hour_ms
+
+
+@pytest.mark.parametrize(
+    ("seconds", "words"),
+    [(0, "0 s"), (45, "45 s"), (119, "119 s"), (300, "5 min"), (3600, "1 h"), (3900, "1 h 5 min")],
+)
+def test_reasons_say_durations_in_words(seconds: float, words: str) -> None:
+    from tippen_rt.actors._rules import in_words
+
+    assert in_words(seconds) == words

@@ -33,6 +33,18 @@ class RuleResult:
 NOT_FIRING = RuleResult(False, None)
 
 
+def in_words(seconds: float) -> str:
+    """A duration for people: ``45 s``, ``5 min``, ``1 h 5 min``."""
+    seconds = max(0.0, seconds)
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    minutes = round(seconds / 60)
+    if minutes < 60:
+        return f"{minutes} min"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes} min" if minutes else f"{hours} h"
+
+
 def _min(*times: float | None) -> float | None:
     present = [t for t in times if t is not None]
     return min(present) if present else None
@@ -61,9 +73,10 @@ def stuck_on_page(s: UserState, now: float, th: TenantSettings) -> RuleResult:
     since = max(s.route_entered_at, s.visible_since, s.present_since)
     fires_at = since + th.stuck_on_page_s
     if now >= fires_at:
-        minutes = (now - since) / 60
         return RuleResult(
-            True, presence_ends, f"on {s.current_route} for {minutes:.0f} min without moving on"
+            True,
+            presence_ends,
+            f"on {s.current_route} for {in_words(now - since)} without moving on",
         )
     return RuleResult(False, fires_at if fires_at < presence_ends else presence_ends)
 
@@ -84,7 +97,7 @@ def low_activity(s: UserState, now: float, th: TenantSettings) -> RuleResult:
     if now >= fires_at:
         count = sum(1 for t in recent if t > now - window)
         return RuleResult(
-            True, None, f"{count} interactions in the last {window / 60:.0f} min (free trial)"
+            True, None, f"{count} interactions in the last {in_words(window)} (free trial)"
         )
     return RuleResult(False, fires_at)
 
@@ -100,7 +113,7 @@ def multiple_errors(s: UserState, now: float, th: TenantSettings) -> RuleResult:
     ends_at = oldest_of_burst + window
     if now < ends_at:
         count = sum(1 for t in recent if t > now - window)
-        return RuleResult(True, ends_at, f"{count} errors in {window / 60:.0f} min")
+        return RuleResult(True, ends_at, f"{count} errors in {in_words(window)}")
     return NOT_FIRING
 
 
@@ -111,7 +124,7 @@ def long_inactivity(s: UserState, now: float, th: TenantSettings) -> RuleResult:
     last = s.last_interaction_at if s.last_interaction_at is not None else s.session_started_at
     fires_at = last + th.inactivity_s
     if now >= fires_at:
-        return RuleResult(True, None, f"no interaction for {(now - last) / 60:.0f} min")
+        return RuleResult(True, None, f"no interaction for {in_words(now - last)}")
     return RuleResult(False, fires_at)
 
 
