@@ -175,6 +175,13 @@ MIGRATIONS: tuple[str, ...] = (
     ) WITHOUT ROWID;
     CREATE INDEX idx_alert_rate_limits_alert ON alert_rate_limits(alert_id);
     """,
+    # 5: snapshot bookkeeping: when the last snapshot round took its changes
+    """
+    CREATE TABLE snapshot_meta (
+        name TEXT PRIMARY KEY,
+        value REAL NOT NULL
+    ) WITHOUT ROWID;
+    """,
 )
 
 
