@@ -321,12 +321,12 @@ class TimedSnapshots:
         self.loaded = (math.nan, math.nan)
         self.bytes = 0
 
-    async def load_all(self) -> dict[tuple[int, str], bytes]:
+    async def load_all(self) -> tuple[dict[tuple[int, str], bytes], float | None]:
         t0 = time.perf_counter()
-        blobs: dict[tuple[int, str], bytes] = await self.inner.load_all()
+        blobs, watermark = await self.inner.load_all()
         self.loaded = (t0, time.perf_counter())
         self.bytes = sum(len(b) for b in blobs.values())
-        return blobs
+        return blobs, watermark
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)
@@ -413,27 +413,38 @@ async def prepare(args: dict[str, Any]) -> dict[str, Any]:
     tenants = {u.tenant_id: TenantSettings() for u in users}
     graceful: dict[tuple[int, str], bytes] = {}
     crash: dict[tuple[int, str], bytes] = {}
+    crash_taken: list[float] = []
     for u in users:
         th = tenants[u.tenant_id]
         graceful[u.state.key] = encode_state(evaluate(u.state, now, th).state, now)
         taken = u.second.received_at_ms / 1000 + rng.uniform(0.0, 2.0)
         crash[u.state.key] = encode_state(evaluate(u.state, taken, th).state, taken)
+        crash_taken.append(taken)
     out["snapshot_bytes_avg"] = sum(len(b) for b in graceful.values()) / len(graceful)
 
+    # The last round's watermark: at the stop for "graceful"; for "crash", the
+    # round before the crash took its changes up to 2 s before the last snapshot.
+    watermarks = {"graceful": now, "crash": max(crash_taken) - 2.0}
     for which, blobs in (("graceful", graceful), ("crash", crash)):
         redis_store = RedisSnapshotStore(args["redis_url"], prefix=which)
         t0 = time.perf_counter()
-        await redis_store.save(blobs)
+        await redis_store.save(blobs, watermark=watermarks[which])
         out[f"redis_save_all_{which}_s"] = time.perf_counter() - t0
         redis_store.close()
 
-    async def save(blobs: dict[tuple[int, str], bytes], store: EventStore) -> float:
+    async def save(
+        blobs: dict[tuple[int, str], bytes], watermark: float, store: EventStore
+    ) -> float:
         t0 = time.perf_counter()
-        await SqliteSnapshotStore(store).save(blobs)
+        await SqliteSnapshotStore(store).save(blobs, watermark=watermark)
         return time.perf_counter() - t0
 
-    out["sqlite_save_all_graceful_s"] = await _with_store(db, partial(save, graceful))
-    out["sqlite_save_all_crash_s"] = await _with_store(db_crash, partial(save, crash))
+    out["sqlite_save_all_graceful_s"] = await _with_store(
+        db, partial(save, graceful, watermarks["graceful"])
+    )
+    out["sqlite_save_all_crash_s"] = await _with_store(
+        db_crash, partial(save, crash, watermarks["crash"])
+    )
     out["db_mib"] = await trio.to_thread.run_sync(os.path.getsize, db) / 2**20
     return out
 

@@ -77,11 +77,15 @@ def test_unreadable_snapshots_are_refused(blob: bytes) -> None:
 
 
 async def check_store(store: SnapshotStore) -> None:
-    await store.save({(1, "a"): b"A", (1, "b:c"): b"B", (2, "a"): b"C"})
-    assert await store.load_all() == {(1, "a"): b"A", (1, "b:c"): b"B", (2, "a"): b"C"}
-    await store.save({(1, "a"): b"A2"}, deleted=[(2, "a")])
+    assert await store.load_all() == ({}, None)
+    await store.save({(1, "a"): b"A", (1, "b:c"): b"B", (2, "a"): b"C"}, watermark=100.5)
+    assert await store.load_all() == (
+        {(1, "a"): b"A", (1, "b:c"): b"B", (2, "a"): b"C"},
+        100.5,
+    )
+    await store.save({(1, "a"): b"A2"}, deleted=[(2, "a")], watermark=102.5)
     await store.delete([(1, "b:c")])
-    assert await store.load_all() == {(1, "a"): b"A2"}
+    assert await store.load_all() == ({(1, "a"): b"A2"}, 102.5)
     await store.ping()
 
 
@@ -94,7 +98,7 @@ async def test_redis_snapshot_store(redis_server: RedisServer) -> None:
     await check_store(store)
     many = {(1, f"user-{i}"): b"x" * 100 for i in range(12_000)}
     await store.save(many)
-    assert len(await store.load_all()) == 12_001
+    assert len((await store.load_all())[0]) == 12_001
     store.close()
 
 
@@ -112,11 +116,11 @@ async def incarnation(
         registry = await nursery.start(Registry(clock, triggers_out=t_send, changes_out=c_send).run)
         snapshotter = Snapshotter(registry, snapshots, clock)
         summaries = SummaryWriter(registry, store, clock)
-        await recover(registry, store, snapshots, {tenant.id: tenant}, clock)
+        report = await recover(registry, store, snapshots, {tenant.id: tenant}, clock)
         await nursery.start(snapshotter.run)
         await nursery.start(summaries.run)
         live = Live(clock=clock, registry=registry, feed=feed, tenant=tenant, summaries=summaries)
-        live.sent.append(snapshotter)
+        live.sent.extend([snapshotter, report])
         await trio.testing.wait_all_tasks_blocked()
         yield live
         nursery.cancel_scope.cancel()
@@ -212,7 +216,7 @@ async def test_a_session_that_timed_out_during_downtime_ends(
         assert live.left() == [("ann", 5000.0, "session timed out")]
         assert live.registry.live_count == 0
         await live.at(5010)
-    assert await snapshots.load_all() == {}
+    assert (await snapshots.load_all())[0] == {}
     row = await store.read(
         lambda c: c.execute(
             "SELECT session_open FROM user_activity_summary WHERE user_id = 'ann'"
@@ -282,3 +286,31 @@ async def test_only_changed_users_are_written_each_round(
         assert (snapshotter.rounds, snapshotter.written) == (3, 4)
         await live.at(60)
         assert snapshotter.rounds == 3  # nothing changed: nothing written, no wake-ups
+
+
+async def test_after_a_crash_only_events_after_the_watermark_are_read(
+    world: Any, autojump_clock: MockClock
+) -> None:
+    # An idle user's snapshot is old, but the last round's watermark says it
+    # is still current: recovery reads only the recent events.
+    store, snapshots, tenant, clock = world
+    async with trio.open_nursery() as crashed:
+        (t_send, _), (c_send, _) = feed_channels(capacity=1000)
+        registry = await crashed.start(Registry(clock, triggers_out=t_send, changes_out=c_send).run)
+        snapshotter = Snapshotter(registry, snapshots, clock)
+        live = Live(clock=clock, registry=registry, feed=None, tenant=tenant)  # type: ignore[arg-type]
+        await send_stored(live, store, "idle", ROUTE)
+        await snapshotter.save_round()
+        await live.at(600)
+        await send_stored(live, store, "busy", ROUTE)
+        await snapshotter.save_round()  # watermark at 600
+        await live.at(605)
+        await send_stored(live, store, "busy", CLICK)  # after the last round: replayed
+        crashed.cancel_scope.cancel()
+    async with incarnation(store, snapshots, tenant, clock) as live:
+        idle = live.registry.state(tenant.id, "idle")
+        busy = live.registry.state(tenant.id, "busy")
+        assert idle is not None and idle.total_events == 1
+        assert busy is not None and busy.total_events == 2
+        report = live.sent[1]
+        assert report.replayed_events == 1  # the click; nothing of "idle"

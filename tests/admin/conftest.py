@@ -43,15 +43,21 @@ class MemorySnapshots:
         self.saved: dict[Key, bytes] = {}
         self.deleted: list[Key] = []
 
-    async def save(self, snapshots: Mapping[Key, bytes], deleted: Iterable[Key] = ()) -> None:
+    async def save(
+        self,
+        snapshots: Mapping[Key, bytes],
+        deleted: Iterable[Key] = (),
+        watermark: float | None = None,
+    ) -> bool:
         """Keep ``snapshots``; forget ``deleted``."""
         self.saved.update(snapshots)
         for key in deleted:
             self.saved.pop(key, None)
+        return False
 
-    async def load_all(self) -> dict[Key, bytes]:
+    async def load_all(self) -> tuple[dict[Key, bytes], float | None]:
         """Everything kept."""
-        return dict(self.saved)
+        return dict(self.saved), None
 
     async def delete(self, keys: Iterable[Key]) -> None:
         """Forget ``keys`` and remember that they were asked for."""

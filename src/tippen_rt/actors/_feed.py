@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 from collections import defaultdict, deque
 from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
 import trio
 
@@ -29,6 +30,7 @@ from ._messages import (
 log = logging.getLogger(__name__)
 
 FeedMessage = TriggerMessage | ChangeMessage
+T = TypeVar("T")
 
 
 class Feed:
@@ -69,35 +71,55 @@ class Feed:
             task_status.started(self)
 
     async def _drain_triggers(self) -> None:
-        async for message in self._triggers:
-            state = message.state
-            if isinstance(message, TriggerFired):
-                log.info(
-                    "support needed: tenant %s user %s: %s (%s)",
-                    state.tenant_id,
-                    state.user_id,
-                    message.trigger.in_words,
-                    message.reason,
-                )
-            elif isinstance(message, TriggerCleared):
-                log.info(
-                    "recovered: tenant %s user %s: %s",
-                    state.tenant_id,
-                    state.user_id,
-                    message.trigger.in_words,
-                )
-            self.recent_triggers[state.tenant_id].append(message)
-            for handler in self._trigger_subscribers:
-                await handler(message)
-            self._notify(message)
+        async for first in self._triggers:
+            # A memory channel yields after every receive; take whatever else
+            # is queued too, so a burst is not handed over one per loop turn.
+            for message in _with_queued(first, self._triggers):
+                await self._on_trigger(message)
+
+    async def _on_trigger(self, message: TriggerMessage) -> None:
+        state = message.state
+        if isinstance(message, TriggerFired):
+            log.info(
+                "support needed: tenant %s user %s: %s (%s)",
+                state.tenant_id,
+                state.user_id,
+                message.trigger.in_words,
+                message.reason,
+            )
+        elif isinstance(message, TriggerCleared):
+            log.info(
+                "recovered: tenant %s user %s: %s",
+                state.tenant_id,
+                state.user_id,
+                message.trigger.in_words,
+            )
+        self.recent_triggers[state.tenant_id].append(message)
+        for handler in self._trigger_subscribers:
+            await handler(message)
+        self._notify(message)
 
     async def _drain_changes(self) -> None:
-        async for message in self._changes:
-            if isinstance(message, UserLeft):
-                log.debug("user left: %s/%s", message.state.tenant_id, message.state.user_id)
-            self.recent_changes[message.state.tenant_id].append(message)
-            self._notify(message)
+        async for first in self._changes:
+            for message in _with_queued(first, self._changes):
+                self._on_change(message)
+
+    def _on_change(self, message: ChangeMessage) -> None:
+        if isinstance(message, UserLeft):
+            log.debug("user left: %s/%s", message.state.tenant_id, message.state.user_id)
+        self.recent_changes[message.state.tenant_id].append(message)
+        self._notify(message)
 
     def _notify(self, message: FeedMessage) -> None:
         for callback in self._subscribers:
             callback(message)
+
+
+def _with_queued(first: T, channel: trio.MemoryReceiveChannel[T]) -> list[T]:
+    """``first`` and every message already waiting in ``channel``."""
+    messages = [first]
+    while True:
+        try:
+            messages.append(channel.receive_nowait())
+        except (trio.WouldBlock, trio.EndOfChannel):
+            return messages

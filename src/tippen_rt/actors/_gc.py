@@ -42,6 +42,17 @@ class GcGuard:
             self._live_at_freeze = live
             self.freezes += 1
 
+    def settle(self) -> None:
+        """Freeze what a periodic burst of work left alive (a snapshot round).
+
+        Actors replace their state on every batch; between spawns those new
+        long-lived objects pile up unfrozen until a full collection walks
+        them all.  Freezing them after each round keeps those pauses short.
+        """
+        gc.collect(0)
+        gc.freeze()
+        self.freezes += 1
+
     def ended(self) -> None:
         """Count an actor that ended."""
         self._ended += 1

@@ -256,6 +256,11 @@ class Registry:
         return dirty
 
     @property
+    def gc_guard(self) -> GcGuard:
+        """The GC policy of this registry's actors."""
+        return self._gc
+
+    @property
     def live_count(self) -> int:
         """Number of live actors."""
         return len(self._mailboxes)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 
 import trio
 import trio.lowlevel
@@ -19,12 +20,14 @@ import trio.lowlevel
 from ..clock import Clock
 from ..persist._snapshot_store import SnapshotStore
 from ._codec import encode_state
+from ._gc import GcGuard
 from ._registry import Key, Registry
 
 log = logging.getLogger(__name__)
 
-#: States encoded between two checkpoints: keeps one round from holding the loop.
-ENCODE_CHUNK = 250
+#: Encoding yields to other tasks after this much time: one round of 10k
+#: states must not hold back actors whose deadlines come due meanwhile.
+ENCODE_SLICE_S = 0.001
 
 
 class Snapshotter:
@@ -36,6 +39,7 @@ class Snapshotter:
         snapshots: SnapshotStore,
         clock: Clock,
         *,
+        gc_guard: GcGuard | None = None,
         interval_s: float = 2.0,
         max_backoff_s: float = 30.0,
         final_save_s: float = 10.0,
@@ -47,6 +51,7 @@ class Snapshotter:
         self._max_backoff_s = max_backoff_s
         self._final_save_s = final_save_s
         self._dirty = registry.watch()
+        self._gc = gc_guard or registry.gc_guard
         self._deleted: set[Key] = set()
         self._resync_all = False
         self._last_round = -math.inf
@@ -88,23 +93,24 @@ class Snapshotter:
     async def save_round(self) -> bool:
         """Write what changed since the last round; False if the backend failed."""
         keys = self._dirty.take()
+        # Every change before this instant is in this round or an earlier one.
+        watermark = self._clock.now()
         if self._resync_all:
             keys |= {s.key for s in self._registry.states()}
         snapshots: dict[Key, bytes] = {}
-        now = self._clock.now()
-        for i, key in enumerate(keys):
+        slice_ends = time.perf_counter() + ENCODE_SLICE_S
+        for key in keys:
             state, live = self._registry.state_for_flush(key)
             if live and state is not None:
-                snapshots[key] = encode_state(state, now)
+                snapshots[key] = encode_state(state, watermark)
             else:
                 self._deleted.add(key)
-            if i % ENCODE_CHUNK == ENCODE_CHUNK - 1:
+            if time.perf_counter() >= slice_ends:
                 await trio.lowlevel.checkpoint()
-        deleted = set(self._deleted)
-        for key in snapshots:
-            deleted.discard(key)  # a user who left and came back
+                slice_ends = time.perf_counter() + ENCODE_SLICE_S
+        deleted = self._deleted - snapshots.keys()  # a user may have left and come back
         try:
-            lost = await self._snapshots.save(snapshots, deleted)
+            lost = await self._snapshots.save(snapshots, deleted, watermark)
         except Exception as exc:
             if self.healthy:
                 log.error("snapshot backend %s failed: %s", self.backend, exc)
@@ -125,4 +131,5 @@ class Snapshotter:
         self.rounds += 1
         self.written += len(snapshots)
         self.deleted += len(deleted)
+        self._gc.settle()
         return True

@@ -52,6 +52,7 @@ class RedisSnapshotStore:
         # A marker this process writes with its first round: if a later round
         # finds it gone, Redis lost its data (restarted without persistence).
         self._marker = f"{prefix}:writer"
+        self._watermark = f"{prefix}:watermark"
         self._token = secrets.token_hex(8)
         self._marked = False
         self._limiter = trio.CapacityLimiter(2)
@@ -61,40 +62,48 @@ class RedisSnapshotStore:
             partial(fn, *args), limiter=self._limiter, abandon_on_cancel=True
         )
 
-    async def save(self, snapshots: Mapping[Key, bytes], deleted: Iterable[Key] = ()) -> bool:
-        """HSET the snapshots and HDEL the deleted keys in one pipeline.
+    async def save(
+        self,
+        snapshots: Mapping[Key, bytes],
+        deleted: Iterable[Key] = (),
+        watermark: float | None = None,
+    ) -> bool:
+        """HSET the snapshots, HDEL the deleted keys, SET the watermark: one pipeline.
 
         Returns True if Redis had lost earlier snapshots (it restarted empty).
         """
-        fields = {_field(k): v for k, v in snapshots.items()}
-        gone = [_field(k) for k in deleted]
+        gone = list(deleted)
 
         def write() -> bool:
+            # Field names are built here, in the worker thread, not on the event loop.
             pipe = self._client.pipeline(transaction=False)
             pipe.set(self._marker, self._token, nx=True)
-            items = list(fields.items())
+            items = [(_field(k), v) for k, v in snapshots.items()]
             for i in range(0, len(items), CHUNK):
                 pipe.hset(self._hash, mapping=dict(items[i : i + CHUNK]))
-            for i in range(0, len(gone), CHUNK):
-                pipe.hdel(self._hash, *gone[i : i + CHUNK])
-            marker_was_missing = bool(pipe.execute()[0])
-            return marker_was_missing
+            fields = [_field(k) for k in gone]
+            for i in range(0, len(fields), CHUNK):
+                pipe.hdel(self._hash, *fields[i : i + CHUNK])
+            if watermark is not None:
+                pipe.set(self._watermark, repr(watermark))
+            return bool(pipe.execute()[0])
 
         marker_was_missing: bool = await self._run(write)
         lost = marker_was_missing and self._marked
         self._marked = True
         return lost
 
-    async def load_all(self) -> dict[Key, bytes]:
-        """Every snapshot, read with HSCAN in chunks."""
+    async def load_all(self) -> tuple[dict[Key, bytes], float | None]:
+        """Every snapshot, read with HSCAN in chunks, and the last round's watermark."""
 
-        def read() -> dict[Key, bytes]:
+        def read() -> tuple[dict[Key, bytes], float | None]:
             out: dict[Key, bytes] = {}
             for field, value in self._client.hscan_iter(self._hash, count=CHUNK):
                 out[_key(field)] = value
-            return out
+            mark = self._client.get(self._watermark)
+            return out, None if mark is None else float(mark)
 
-        result: dict[Key, bytes] = await self._run(read)
+        result: tuple[dict[Key, bytes], float | None] = await self._run(read)
         return result
 
     async def delete(self, keys: Iterable[Key]) -> None:

@@ -8,6 +8,8 @@ from collections.abc import Iterable, Mapping
 from ._event_store import EventStore
 from ._snapshot_store import Key
 
+WATERMARK = "watermark"
+
 
 class SqliteSnapshotStore:
     """Snapshots in the ``live_snapshots`` table."""
@@ -17,35 +19,52 @@ class SqliteSnapshotStore:
     def __init__(self, store: EventStore) -> None:
         self._store = store
 
-    async def save(self, snapshots: Mapping[Key, bytes], deleted: Iterable[Key] = ()) -> bool:
-        """Upsert ``snapshots`` and delete ``deleted`` in one transaction.
+    async def save(
+        self,
+        snapshots: Mapping[Key, bytes],
+        deleted: Iterable[Key] = (),
+        watermark: float | None = None,
+    ) -> bool:
+        """Upsert ``snapshots``, delete ``deleted`` and set ``watermark`` in one transaction.
 
         Returns False: the table never loses snapshots behind our back.
         """
-        rows = [(t, u, blob) for (t, u), blob in snapshots.items()]
         gone = list(deleted)
 
         def write(conn: sqlite3.Connection) -> None:
+            # The rows are built here, in the writer thread, not on the event loop.
             conn.executemany(
                 "INSERT INTO live_snapshots (tenant_id, user_id, state) VALUES (?, ?, ?)"
                 " ON CONFLICT (tenant_id, user_id) DO UPDATE SET state = excluded.state",
-                rows,
+                [(t, u, blob) for (t, u), blob in snapshots.items()],
             )
-            conn.executemany("DELETE FROM live_snapshots WHERE tenant_id = ? AND user_id = ?", gone)
+            conn.executemany(
+                "DELETE FROM live_snapshots WHERE tenant_id = ? AND user_id = ?", gone
+            )
+            if watermark is not None:
+                conn.execute(
+                    "INSERT INTO snapshot_meta (name, value) VALUES (?, ?)"
+                    " ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+                    (WATERMARK, watermark),
+                )
 
-        await self._store.write(write, rows=len(rows) + len(gone) or 1)
+        await self._store.write(write, rows=len(snapshots) + len(gone) or 1)
         return False
 
-    async def load_all(self) -> dict[Key, bytes]:
-        """Every saved snapshot."""
+    async def load_all(self) -> tuple[dict[Key, bytes], float | None]:
+        """Every saved snapshot, and the last round's watermark."""
 
-        def read(conn: sqlite3.Connection) -> dict[Key, bytes]:
-            return {
+        def read(conn: sqlite3.Connection) -> tuple[dict[Key, bytes], float | None]:
+            blobs = {
                 (t, u): bytes(blob)
                 for t, u, blob in conn.execute(
                     "SELECT tenant_id, user_id, state FROM live_snapshots"
                 )
             }
+            row = conn.execute(
+                "SELECT value FROM snapshot_meta WHERE name = ?", (WATERMARK,)
+            ).fetchone()
+            return blobs, None if row is None else float(row[0])
 
         return await self._store.read(read)
 
