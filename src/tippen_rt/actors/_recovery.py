@@ -71,8 +71,8 @@ async def recover(
     """Restore live users into ``registry``; return what was done."""
     started = time.perf_counter()
     # Recovery makes several hundred thousand long-lived objects in a burst:
-    # collecting while they are made only walks them again and again.  Collect
-    # once they have settled, then freeze them out of later collections.
+    # collecting while they are made only walks them again and again.  Once
+    # they have settled they are frozen out of later collections.
     gc_was_enabled = gc.isenabled()
     gc.disable()
     try:
@@ -83,7 +83,9 @@ async def recover(
         await trio.lowlevel.checkpoint()
         await trio.lowlevel.checkpoint()
     finally:
-        gc.collect()
+        # No collection first: with collection off, what died meanwhile was
+        # freed by reference counting, and a full pass over everything just
+        # made would cost more than the little cyclic garbage it could find.
         gc.freeze()
         if gc_was_enabled:
             gc.enable()
