@@ -77,6 +77,12 @@ def _parser() -> argparse.ArgumentParser:
         "--users", type=int, default=d.users, help=f"distinct user ids (default {d.users})"
     )
     p.add_argument(
+        "--rate",
+        type=float,
+        default=d.rate_per_s,
+        help=f"offered req/s of the paced latency phase, 0 to skip (default {d.rate_per_s:g})",
+    )
+    p.add_argument(
         "--loadgen",
         choices=("auto", "wrk", "trio"),
         default=d.loadgen,
@@ -128,6 +134,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         connections=args.connections,
         threads=args.threads,
         users=args.users,
+        rate_per_s=args.rate,
         loadgen=args.loadgen,
         profile_s=args.profile,
     )

@@ -13,6 +13,7 @@ import math
 import random
 import shutil
 import subprocess
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -71,8 +72,55 @@ def run_wrk(
     users: int,
     events: int,
     nonce: int,
+    rate_per_s: float = 0.0,
 ) -> LoadResult:
-    """Run wrk against ``url`` with the batch script and parse its summary line."""
+    """Run wrk against ``url`` with the batch script and parse its summary line.
+
+    With ``rate_per_s`` each connection pauses a random (exponential) time of mean
+    ``connections / rate_per_s`` seconds between a response and its next request
+    (wrk's ``delay()`` hook), like independent users: the offered load is at most
+    ``rate_per_s`` and the latency is measured at that load, not at saturation.
+    (Not corrected for coordinated omission, like wrk itself.)
+    """
+    script = LUA_SCRIPT
+    delay_ms = 1000 * connections / rate_per_s if rate_per_s > 0 else 0.0
+    with tempfile.TemporaryDirectory(prefix="tippen-wrk-") as tmp:
+        if delay_ms:
+            script = Path(tmp) / "post_batches_paced.lua"
+            script.write_text(LUA_SCRIPT.read_text() + _PACED_LUA)
+        return _wrk(
+            url, script, api_key, duration_s, connections, threads, users, events, nonce, delay_ms
+        )
+
+
+#: Appended to the script for a paced run: wrk calls delay() before every request.
+_PACED_LUA = """
+local _init = init
+function init(args)
+  _init(args)
+  delay_ms = tonumber(args[6])
+end
+
+-- Exponential think times: each connection is a Poisson source, so the
+-- connections do not march in step after a stall the way fixed pauses make them.
+function delay()
+  return -math.log(1 - math.random()) * delay_ms
+end
+"""
+
+
+def _wrk(
+    url: str,
+    script: Path,
+    api_key: str,
+    duration_s: float,
+    connections: int,
+    threads: int,
+    users: int,
+    events: int,
+    nonce: int,
+    delay_ms: float,
+) -> LoadResult:
     cmd = [
         "wrk",
         f"-t{threads}",
@@ -81,7 +129,7 @@ def run_wrk(
         "--timeout",
         "10s",
         "-s",
-        str(LUA_SCRIPT),
+        str(script),
         url,
         "--",
         api_key,
@@ -89,6 +137,7 @@ def run_wrk(
         str(users),
         str(events),
         str(nonce),
+        f"{delay_ms:.0f}",
     ]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=duration_s + 60, check=False)
     line = next((x for x in proc.stdout.splitlines() if x.startswith("BENCH_JSON ")), None)
@@ -200,8 +249,10 @@ async def _trio_load(
     users: int,
     events: int,
     nonce: int,
+    rate_per_s: float,
 ) -> LoadResult:
     parts = urlsplit(url)
+    pause_s = connections / rate_per_s if rate_per_s > 0 else 0.0
     host, port, path = parts.hostname or "127.0.0.1", parts.port or 80, parts.path or "/"
     latencies: list[float] = []
     statuses: dict[int, int] = {}
@@ -255,6 +306,8 @@ async def _trio_load(
                     latencies.append(time.perf_counter() - start)
                     statuses[status] = statuses.get(status, 0) + 1
                     conn.start_next_cycle()
+                    if pause_s:
+                        await trio.sleep(random.expovariate(1 / pause_s))
             except (OSError, trio.BrokenResourceError, h11.ProtocolError):
                 errors["read"] += 1
             finally:
@@ -268,7 +321,7 @@ async def _trio_load(
     latencies.sort()
     ms = [x * 1000 for x in latencies]
     return LoadResult(
-        generator="trio (fallback: wrk not found)",
+        generator="trio (Python fallback)",
         duration_s=elapsed,
         requests=len(latencies),
         statuses=statuses,
@@ -293,6 +346,9 @@ def run_trio(
     users: int,
     events: int,
     nonce: int,
+    rate_per_s: float = 0.0,
 ) -> LoadResult:
     """The fallback generator: ``connections`` trio tasks with h11 keep-alive clients."""
-    return trio.run(_trio_load, url, api_key, duration_s, connections, users, events, nonce)
+    return trio.run(
+        _trio_load, url, api_key, duration_s, connections, users, events, nonce, rate_per_s
+    )

@@ -21,6 +21,9 @@ class Options:
     users: int = 1000
     #: Events per batch (the tracker's maximum is 50).
     events: int = 50
+    #: Offered load of the paced latency phase, req/s (0 = skip it).  The default is
+    #: 1,000 users each sending a batch every 5 s, as the tracker does.
+    rate_per_s: float = 200.0
     #: "auto" (wrk if installed), "wrk" or "trio".
     loadgen: str = "auto"
     #: Seconds of py-spy sampling of the ingest server after the measured phases (0 = off).
