@@ -7,7 +7,7 @@ import trio
 import trio.testing
 from trio.testing import MockClock
 
-from tippen_rt.actors import Registry, feed_channels
+from tippen_rt.actors import Feed, Registry, feed_channels
 from tippen_rt.clock import Clock
 from tippen_rt.events import validate_batch
 from tippen_rt.persist import EventStore
@@ -85,7 +85,7 @@ async def test_a_full_mailbox_makes_the_sender_wait(autojump_clock: MockClock) -
     # Nobody consumes triggers: the actor blocks announcing one, so its
     # mailbox fills up, and deliver() must wait rather than queue forever.
     clock = Clock.starting_at(T0)
-    (t_send, _t_recv), (c_send, _c_recv) = feed_channels(capacity=0)
+    (t_send, t_recv), (c_send, _c_recv) = feed_channels(capacity=0)
     async with trio.open_nursery() as nursery:
         registry = await nursery.start(
             Registry(clock, triggers_out=t_send, changes_out=c_send, mailbox_size=2).run
@@ -111,6 +111,7 @@ async def test_a_full_mailbox_makes_the_sender_wait(autojump_clock: MockClock) -
         # 1 taken by the actor (now stuck announcing) + 2 in its mailbox.
         assert delivered == 3
         assert registry.stats()["changes_dropped"] >= 1  # never blocked on changes
+        t_recv.close()  # the consumer goes away: the actor is released
         nursery.cancel_scope.cancel()
 
 
@@ -184,3 +185,42 @@ async def test_drop_ends_an_actor_silently(live: Live, autojump_clock: MockClock
     assert not await live.registry.drop(1, "ann")
     await live.send("ann", ROUTE, tier="paid")  # a later event starts afresh
     assert live.registry.live_count == 1
+
+
+async def test_stopping_while_an_actor_waits_to_announce_does_not_hang(
+    autojump_clock: MockClock,
+) -> None:
+    # The trigger consumer (Feed) is stuck; shutdown cancels it along with the
+    # actors, and the actor blocked in its shielded announcement is released.
+    clock = Clock.starting_at(T0)
+    (t_send, t_recv), (c_send, c_recv) = feed_channels(capacity=0)
+    stuck = trio.Event()
+
+    async def never(message: object) -> None:
+        stuck.set()
+        await trio.sleep_forever()
+
+    with trio.fail_after(60):
+        async with trio.open_nursery() as nursery:
+            feed = await nursery.start(Feed(t_recv, c_recv).run)
+            feed.subscribe_triggers(never)
+            registry = await nursery.start(
+                Registry(clock, triggers_out=t_send, changes_out=c_send).run
+            )
+            errors = [{"type": "error", "message": "x", "timestamp": clock.now_ms()}] * 4
+            for user in ("a", "b"):
+                await registry.deliver(
+                    TENANT,
+                    validate_batch(
+                        {
+                            "apiKey": "k",
+                            "userId": user,
+                            "subscriptionTier": "paid",
+                            "events": errors,
+                        },
+                        clock.now_ms(),
+                    ),
+                )
+            await stuck.wait()
+            await trio.testing.wait_all_tasks_blocked()
+            nursery.cancel_scope.cancel()

@@ -30,14 +30,19 @@ class ActorHost(Protocol):
 
     clock: Clock
 
-    async def publish(
+    def publish(
         self,
         mailbox: trio.MemoryReceiveChannel[MailboxMessage],
-        before: UserState,
-        step: Step,
+        state: UserState,
+        changed: bool,
         now: float,
-    ) -> None:
-        """Announce the new state, and any trigger that fired or cleared."""
+        *,
+        final: bool = False,
+    ) -> bool:
+        """Record the state (announce it if ``changed``); False if this actor was dropped."""
+
+    async def announce(self, step: Step, now: float) -> None:
+        """Announce the triggers that fired or cleared in ``step``."""
 
     def ended(
         self,
@@ -60,39 +65,71 @@ async def run_user_actor(
     The first round runs the rules without a message: a restored actor whose
     trigger came due while the process was down fires at once, and one whose
     session timed out meanwhile ends properly.
+
+    One cancel scope serves every message until its deadline passes: moving
+    ``scope.deadline`` costs nothing when the deadline stays the same (most
+    messages, heartbeats say), whereas a new scope per message would leave a
+    stale entry in trio's deadline heap each time, and trio's periodic
+    clean-up of 100k stale entries stalls the loop.
     """
     clock = host.clock
     message: MailboxMessage | None = None
     now = clock.now()
     with mailbox:
         while True:
-            before = state
-            if message is not None:
-                state, settings = _apply(state, settings, message, now)
-            step = evaluate(state, now, settings)
-            if step.session_over:
-                final = state.replace(active=(), needs_support=False)
-                await host.publish(mailbox, before, Step(final, (), step.cleared, now, True), now)
-                host.ended(mailbox, final, now, _end_reason(state))
-                return
-            await host.publish(mailbox, before, step, now)
-            state = step.state
-
+            with trio.CancelScope() as scope:
+                while True:
+                    if message is not None:
+                        new_state, settings = _apply(state, settings, message, now)
+                    else:
+                        new_state = state
+                    step = evaluate(new_state, now, settings)
+                    if step.session_over:
+                        await _end(host, mailbox, new_state, step, now)
+                        return
+                    changed = step.state is not state
+                    state = step.state
+                    if not host.publish(mailbox, state, changed, now):
+                        return  # dropped meanwhile
+                    if step.fired or step.cleared:
+                        with trio.CancelScope(shield=True):
+                            await host.announce(step, now)
+                    deadline = clock.to_trio(step.next_at)
+                    scope.deadline = deadline
+                    message = None
+                    try:
+                        message = await mailbox.receive()
+                    except trio.EndOfChannel:
+                        return  # the registry dropped this user (erased): no goodbye
+                    now = clock.now()
+            # The scope was cancelled: by the deadline we set, or by an earlier
+            # one that passed while a trigger was being announced.
             message = None
-            with trio.move_on_at(clock.to_trio(step.next_at)):
-                try:
-                    message = await mailbox.receive()
-                except trio.EndOfChannel:
-                    return  # the registry dropped this user (erased): no goodbye
-            if message is None:
-                # A deadline passed. Float rounding between the two clocks may
-                # wake us a hair early: we are at the deadline by definition.
+            if trio.current_time() >= deadline:
+                # Float rounding between the two clocks may leave the wall clock
+                # a hair short of the deadline: we are at it by definition.
                 now = max(clock.now(), step.next_at)
                 # Something that arrived at the same instant wins over ending.
                 with contextlib.suppress(trio.WouldBlock):
                     message = mailbox.receive_nowait()
             else:
                 now = clock.now()
+
+
+async def _end(
+    host: ActorHost,
+    mailbox: trio.MemoryReceiveChannel[MailboxMessage],
+    state: UserState,
+    step: Step,
+    now: float,
+) -> None:
+    final = state.replace(active=(), needs_support=False)
+    if not host.publish(mailbox, final, True, now, final=True):
+        return
+    if step.cleared:
+        with trio.CancelScope(shield=True):
+            await host.announce(Step(final, (), step.cleared, now, True), now)
+    host.ended(mailbox, final, now, _end_reason(state))
 
 
 def _apply(

@@ -64,11 +64,16 @@ class Feed:
         self._trigger_subscribers.append(handler)
 
     async def run(self, *, task_status: trio.TaskStatus[Feed] = trio.TASK_STATUS_IGNORED) -> None:
-        """Consume both channels until they close or this is cancelled."""
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(self._drain_triggers)
-            nursery.start_soon(self._drain_changes)
-            task_status.started(self)
+        """Consume both channels until they close or this is cancelled.
+
+        Closes them on the way out, so an actor waiting to announce a trigger
+        to a Feed that has stopped is released instead of waiting forever.
+        """
+        with self._triggers, self._changes:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(self._drain_triggers)
+                nursery.start_soon(self._drain_changes)
+                task_status.started(self)
 
     async def _drain_triggers(self) -> None:
         async for first in self._triggers:

@@ -76,10 +76,14 @@ class Registry:
         self, *, task_status: trio.TaskStatus[Registry] = trio.TASK_STATUS_IGNORED
     ) -> None:
         """Host the actors until cancelled (which cancels every actor)."""
-        async with trio.open_nursery() as nursery:
-            self._nursery = nursery
-            task_status.started(self)
-            await trio.sleep_forever()
+        self._gc.install()
+        try:
+            async with trio.open_nursery() as nursery:
+                self._nursery = nursery
+                task_status.started(self)
+                await trio.sleep_forever()
+        finally:
+            self._gc.uninstall()
 
     # ---- into actors -----------------------------------------------------
 
@@ -162,28 +166,47 @@ class Registry:
 
     # ---- out of actors (the ActorHost side) ------------------------------
 
-    async def publish(
+    def publish(
         self,
         mailbox: trio.MemoryReceiveChannel[MailboxMessage],
-        before: UserState,
-        step: Step,
+        state: UserState,
+        changed: bool,
         now: float,
-    ) -> None:
-        """Called by an actor after every change."""
-        state = step.state
+        *,
+        final: bool = False,
+    ) -> bool:
+        """Called by an actor after every step: record its state, announce a change.
+
+        Returns False if the actor is no longer the live one for its user (it
+        was dropped): it must not announce anything then.
+        """
         key = state.key
         if self._receivers.get(key) is not mailbox:
-            return  # a dropped actor finishing its last message: it is not live
-        if not step.session_over:
+            return False
+        if not final:
             self._latest[key] = state
-        if state is not before:
+        if changed:
             for dirty in self._dirty:
                 dirty.add(key)
             self._send_change(UserChanged(state, now))
-        for trigger, reason in step.fired:
-            await self._triggers_out.send(TriggerFired(state, trigger, reason, now))
-        for trigger in step.cleared:
-            await self._triggers_out.send(TriggerCleared(state, trigger, now))
+        return True
+
+    async def announce(self, step: Step, now: float) -> None:
+        """Called by an actor (shielded) when triggers fired or cleared.
+
+        Waits while the consumer is busy (backpressure); returns at once if it
+        is gone (the Feed closes its channels when it stops).
+        """
+        state = step.state
+        messages: list[TriggerMessage] = [
+            TriggerFired(state, trigger, reason, now) for trigger, reason in step.fired
+        ]
+        messages += [TriggerCleared(state, trigger, now) for trigger in step.cleared]
+        try:
+            for message in messages:
+                await self._triggers_out.send(message)
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            log.warning("trigger consumer gone; %d messages not announced", len(messages))
 
     def ended(
         self,
@@ -204,7 +227,7 @@ class Registry:
         for dirty in self._dirty:
             dirty.add(key)
         self.ended_count += 1
-        self._gc.ended()
+        self._gc.ended(len(self._mailboxes))
         self._send_change(UserLeft(state, now, reason))
         log.debug("user %s/%s left: %s", state.tenant_id, state.user_id, reason)
 
