@@ -20,7 +20,7 @@ import enum
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, TypeGuard
+from typing import Any, NamedTuple, TypeGuard
 
 import orjson
 
@@ -52,6 +52,7 @@ class EventType(enum.StrEnum):
 INTERACTION_TYPES = frozenset(
     {EventType.ROUTE, EventType.CLICK, EventType.FORM_SUBMIT, EventType.CUSTOM}
 )
+_EVENT_TYPES = {t.value: t for t in EventType}
 TIERS = ("free_trial", "paid", "enterprise")
 VISIBILITY_STATES = ("visible", "hidden", "unload")
 
@@ -99,9 +100,12 @@ class Limits:
 DEFAULT_LIMITS = Limits()
 
 
-@dataclass(frozen=True, slots=True)
-class Event:
-    """One validated event. ``timestamp`` is skew-corrected server-frame ms."""
+class Event(NamedTuple):
+    """One validated event. ``timestamp`` is skew-corrected server-frame ms.
+
+    A named tuple rather than a frozen dataclass: ingest builds 50 of these
+    per request, and a tuple is built several times faster.
+    """
 
     type: EventType
     timestamp: int
@@ -200,15 +204,14 @@ def _event(raw: Any, i: int, offset: int, now_ms: int, limits: Limits) -> Event:
     if not isinstance(raw, dict):
         raise BadInput("invalid_event", f"{where} must be an object", where)
     type_name = raw.get("type")
-    try:
-        etype = EventType(type_name if isinstance(type_name, str) else "")
-    except (ValueError, TypeError):
+    etype = _EVENT_TYPES.get(type_name) if isinstance(type_name, str) else None
+    if etype is None:
         known = ", ".join(t.value for t in EventType)
         raise BadInput(
             "unknown_event_type",
             f"{where}.type {str(type_name)[:40]!r} is not one of {known}",
             f"{where}.type",
-        ) from None
+        )
     client_ts = _req_ms(raw, "timestamp", where)
     ts = client_ts + offset
     if abs(ts - now_ms) > limits.max_clock_skew_ms:
@@ -219,14 +222,18 @@ def _event(raw: Any, i: int, offset: int, now_ms: int, limits: Limits) -> Event:
             f"{where}.timestamp",
         )
     route = _opt_str(raw, "route", limits.route_chars, where)
-    fields: dict[str, Any] = {}
     if etype is EventType.ROUTE:
         if route is None:
             raise BadInput("missing_field", f"{where}.route is required", f"{where}.route")
-    elif etype is EventType.CLICK:
-        fields["element"] = _req_str(raw, "element", limits.element_chars, where)
-        fields["text"] = _opt_str(raw, "text", limits.text_chars, where)
-    elif etype is EventType.FORM_SUBMIT:
+        return Event(etype, ts, client_ts, route)
+    if etype is EventType.HEARTBEAT:
+        return Event(etype, ts, client_ts, route)
+    if etype is EventType.CLICK:
+        element = _req_str(raw, "element", limits.element_chars, where)
+        text = _opt_str(raw, "text", limits.text_chars, where)
+        return Event(etype, ts, client_ts, route, element, text)
+    fields: dict[str, Any] = {}
+    if etype is EventType.FORM_SUBMIT:
         fields["form_id"] = _opt_str(raw, "formId", limits.form_chars, where)
     elif etype is EventType.PAGE_TIME:
         duration = raw.get("duration")

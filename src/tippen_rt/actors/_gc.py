@@ -12,14 +12,15 @@ are never walked again, and each collection only looks at what is new.
 Frozen objects that die are still freed by reference counting; actors make
 no cyclic garbage (measured), but other parts may.  Cyclic garbage that was
 frozen waits for the leak check: when the frozen heap grows far beyond what
-the live actors explain, it is unfrozen and collected once, and that is
-logged.
+the live actors explain (looked at every few minutes), it is unfrozen and
+collected once, and that is logged.
 """
 
 from __future__ import annotations
 
 import gc
 import logging
+import time
 from typing import Any
 
 log = logging.getLogger(__name__)
@@ -28,6 +29,8 @@ log = logging.getLogger(__name__)
 FROZEN_PER_ACTOR = 200
 #: ... and never below this many frozen objects in all.
 FROZEN_FLOOR = 2_000_000
+#: How often (at most) settle() looks for frozen garbage.
+LEAK_CHECK_EVERY_S = 300.0
 
 
 class GcGuard:
@@ -38,7 +41,7 @@ class GcGuard:
         self._spawned = 0
         self._live = 0
         self._installed = False
-        self._leak_suspected = False
+        self._next_leak_check = time.monotonic() + LEAK_CHECK_EVERY_S
         self.freezes = 0
         self.leak_checks = 0
 
@@ -55,13 +58,10 @@ class GcGuard:
             self._installed = False
 
     def _after_collection(self, phase: str, info: dict[str, Any]) -> None:
+        # gc.freeze() is O(1) (it splices lists); nothing here may walk the heap.
         if phase == "stop" and info.get("generation", 0) >= 1:
             gc.freeze()
             self.freezes += 1
-            # Collecting again from inside a collection does nothing: check later.
-            frozen = gc.get_freeze_count()
-            if frozen > max(FROZEN_FLOOR, FROZEN_PER_ACTOR * self._live):
-                self._leak_suspected = True
 
     def spawned(self, live: int) -> None:
         """Count a spawn; freeze after a burst of them."""
@@ -79,8 +79,14 @@ class GcGuard:
         Also the moment to deal with suspected frozen garbage, outside any
         collection.
         """
-        if self._leak_suspected:
-            self._collect_frozen()
+        now = time.monotonic()
+        if now >= self._next_leak_check:
+            # get_freeze_count() walks the frozen list (~6 ms per million
+            # objects), so it is asked rarely.
+            self._next_leak_check = now + LEAK_CHECK_EVERY_S
+            frozen = gc.get_freeze_count()
+            if frozen > max(FROZEN_FLOOR, FROZEN_PER_ACTOR * self._live):
+                self._collect_frozen(frozen)
         gc.collect(0)
         gc.freeze()
         self.freezes += 1
@@ -89,9 +95,7 @@ class GcGuard:
         """Count an actor that ended."""
         self._live = live
 
-    def _collect_frozen(self) -> None:
-        self._leak_suspected = False
-        frozen = gc.get_freeze_count()
+    def _collect_frozen(self, frozen: int) -> None:
         self.leak_checks += 1
         gc.unfreeze()
         found = gc.collect()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Protocol
 
 from quart import current_app
@@ -67,7 +68,7 @@ class AppServices:
     def __post_init__(self) -> None:
         self.guards = IngestGuards(self.settings)
 
-    @property
+    @cached_property
     def limits(self) -> Limits:
         """Batch limits from the settings."""
         return Limits(
