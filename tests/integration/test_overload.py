@@ -64,9 +64,7 @@ def test_overload_sheds_keeps_acknowledged_events_and_recovers(tmp_path: Path) -
                             for m in markers
                         ],
                     }
-                    status, _, headers = client.post_json_full(
-                        "/api/track/user-activity", body
-                    )
+                    status, _, headers = client.post_json_full("/api/track/user-activity", body)
                     with lock:
                         statuses[status] += 1
                         if status == 200:

@@ -38,9 +38,7 @@ class SqliteSnapshotStore:
                 " ON CONFLICT (tenant_id, user_id) DO UPDATE SET state = excluded.state",
                 [(t, u, blob) for (t, u), blob in snapshots.items()],
             )
-            conn.executemany(
-                "DELETE FROM live_snapshots WHERE tenant_id = ? AND user_id = ?", gone
-            )
+            conn.executemany("DELETE FROM live_snapshots WHERE tenant_id = ? AND user_id = ?", gone)
             if watermark is not None:
                 conn.execute(
                     "INSERT INTO snapshot_meta (name, value) VALUES (?, ?)"
