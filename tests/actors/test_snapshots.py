@@ -126,6 +126,22 @@ async def incarnation(
         nursery.cancel_scope.cancel()
 
 
+@asynccontextmanager
+async def crashing(
+    snapshots: SnapshotStore, tenant: Tenant, clock: Clock
+) -> AsyncIterator[tuple[Live, Snapshotter]]:
+    """A process that dies without its final snapshot (kill -9) when the block ends.
+
+    Its snapshotter writes only when the test calls ``save_round()``.
+    """
+    async with trio.open_nursery() as nursery:
+        (t_send, _), (c_send, _) = feed_channels(capacity=1000)
+        registry = await nursery.start(Registry(clock, triggers_out=t_send, changes_out=c_send).run)
+        live = Live(clock=clock, registry=registry, feed=None, tenant=tenant)  # type: ignore[arg-type]
+        yield live, Snapshotter(registry, snapshots, clock)
+        nursery.cancel_scope.cancel()
+
+
 async def send_stored(
     live: Live, store: EventStore, user: str, *events: dict[str, Any], tier: str = "paid"
 ) -> None:
@@ -229,18 +245,12 @@ async def test_events_after_the_last_snapshot_are_replayed(
     world: Any, autojump_clock: MockClock
 ) -> None:
     store, snapshots, tenant, clock = world
-    async with trio.open_nursery() as crashed:
-        # A process that dies without its final snapshot (kill -9).
-        (t_send, _), (c_send, _) = feed_channels(capacity=1000)
-        registry = await crashed.start(Registry(clock, triggers_out=t_send, changes_out=c_send).run)
-        snapshotter = Snapshotter(registry, snapshots, clock)
-        live = Live(clock=clock, registry=registry, feed=None, tenant=tenant)  # type: ignore[arg-type]
+    async with crashing(snapshots, tenant, clock) as (live, snapshotter):
         await send_stored(live, store, "ann", ROUTE)
         await snapshotter.save_round()  # the last snapshot round before the crash
         await live.at(5)
         await send_stored(live, store, "ann", CLICK, {"type": "route", "route": "/next"})
         await send_stored(live, store, "bob", ROUTE)  # first seen after the snapshot
-        crashed.cancel_scope.cancel()
     async with incarnation(store, snapshots, tenant, clock) as live:
         ann = live.registry.state(tenant.id, "ann")
         bob = live.registry.state(tenant.id, "bob")
@@ -254,14 +264,10 @@ async def test_without_snapshots_recent_events_are_replayed(
     world: Any, autojump_clock: MockClock
 ) -> None:
     store, snapshots, tenant, clock = world
-    async with trio.open_nursery() as crashed:
-        (t_send, _), (c_send, _) = feed_channels(capacity=1000)
-        registry = await crashed.start(Registry(clock, triggers_out=t_send, changes_out=c_send).run)
-        live = Live(clock=clock, registry=registry, feed=None, tenant=tenant)  # type: ignore[arg-type]
+    async with crashing(snapshots, tenant, clock) as (live, _):
         await send_stored(live, store, "old", ROUTE)
         await live.at(2000)  # "old" is more than 30 min back: not live any more
         await send_stored(live, store, "ann", ROUTE, CLICK)
-        crashed.cancel_scope.cancel()
     await snapshots.delete([(tenant.id, "old"), (tenant.id, "ann")])
     async with incarnation(store, snapshots, tenant, clock) as live:
         assert {s.user_id for s in live.registry.states()} == {"ann"}
@@ -294,11 +300,7 @@ async def test_after_a_crash_only_events_after_the_watermark_are_read(
     # An idle user's snapshot is old, but the last round's watermark says it
     # is still current: recovery reads only the recent events.
     store, snapshots, tenant, clock = world
-    async with trio.open_nursery() as crashed:
-        (t_send, _), (c_send, _) = feed_channels(capacity=1000)
-        registry = await crashed.start(Registry(clock, triggers_out=t_send, changes_out=c_send).run)
-        snapshotter = Snapshotter(registry, snapshots, clock)
-        live = Live(clock=clock, registry=registry, feed=None, tenant=tenant)  # type: ignore[arg-type]
+    async with crashing(snapshots, tenant, clock) as (live, snapshotter):
         await send_stored(live, store, "idle", ROUTE)
         await snapshotter.save_round()
         await live.at(600)
@@ -306,7 +308,6 @@ async def test_after_a_crash_only_events_after_the_watermark_are_read(
         await snapshotter.save_round()  # watermark at 600
         await live.at(605)
         await send_stored(live, store, "busy", CLICK)  # after the last round: replayed
-        crashed.cancel_scope.cancel()
     async with incarnation(store, snapshots, tenant, clock) as live:
         idle = live.registry.state(tenant.id, "idle")
         busy = live.registry.state(tenant.id, "busy")

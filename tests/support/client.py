@@ -20,16 +20,8 @@ class Client:
         self, path: str, body: Any, headers: dict[str, str] | None = None
     ) -> tuple[int, Any]:
         """POST ``body`` as JSON; return (status, decoded JSON body or None)."""
-        data = body if isinstance(body, bytes) else orjson.dumps(body)
-        self._conn.request(
-            "POST",
-            path,
-            body=data,
-            headers={"Content-Type": "application/json", **(headers or {})},
-        )
-        response = self._conn.getresponse()
-        raw = response.read()
-        return response.status, (orjson.loads(raw) if raw else None)
+        status, payload, _ = self.post_json_full(path, body, headers)
+        return status, payload
 
     def post_json_full(
         self, path: str, body: Any, headers: dict[str, str] | None = None
