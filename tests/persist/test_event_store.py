@@ -139,3 +139,55 @@ def test_a_newer_schema_is_refused(tmp_path: Path) -> None:
     conn.execute(f"PRAGMA user_version = {len(MIGRATIONS) + 1}")
     with pytest.raises(RuntimeError, match="newer"):
         migrate(conn)
+
+
+async def test_every_field_of_every_event_type_round_trips(
+    store: EventStore, tenant: Tenant
+) -> None:
+    ts = now_ms()
+    raw = [
+        {"type": "route", "route": "/ünïcødé/😀?q=\"x\"&y='z'"},
+        {"type": "click", "element": "button#pay", "text": "Pay \\ now\n"},
+        {"type": "form_submit", "formId": "signup"},
+        {"type": "page_time", "route": "/a", "duration": 604_800_000},
+        {"type": "error", "message": "TypeError: \u2028 x", "source": "a.js:1:2", "stack": "at f"},
+        {"type": "custom", "name": "export", "data": {"rows": [1, 2.5, None], "s": "ß"}},
+        {"type": "heartbeat"},
+        {"type": "visibility", "state": "unload"},
+    ]
+    batch = validate_batch(
+        make_batch(tenant, [{"timestamp": ts - i, **e} for i, e in enumerate(raw)]), ts
+    )
+    await store.write(lambda c: insert_batch(c, tenant.id, batch))
+    rows = await store.read(
+        lambda c: c.execute(
+            "SELECT event_type, route, element, element_text, form_id, duration_ms, error_message,"
+            " error_source, error_stack, event_name, event_data, visibility, timestamp,"
+            " client_timestamp, received_at, user_id, user_email, subscription_tier"
+            " FROM user_activity_events ORDER BY id"
+        ).fetchall()
+    )
+    expected = [
+        (
+            e.type.value,
+            e.route,
+            e.element,
+            e.text,
+            e.form_id,
+            e.duration_ms,
+            e.message,
+            e.source,
+            e.stack,
+            e.name,
+            e.data,
+            e.visibility,
+            e.timestamp,
+            e.client_timestamp,
+            ts,
+            "user-1",
+            "user-1@example.com",
+            "free_trial",
+        )
+        for e in batch.events
+    ]
+    assert rows == expected
