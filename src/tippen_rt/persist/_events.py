@@ -5,27 +5,15 @@ from __future__ import annotations
 import sqlite3
 from dataclasses import dataclass
 
-import orjson
+from ..events import Batch
 
-from ..events import Batch, Event
-
-# One statement inserts a whole batch: the events go in as one JSON array
-# (each event an array in Event's field order) that SQLite unpacks itself.
-# Python's sqlite3 takes the GIL back after every row of an executemany, and
-# each time it may wait for the event loop to let go of it; here the whole
-# batch is one step, run without the GIL.
-_INSERT_BATCH = (
+_INSERT_EVENT = (
     "INSERT INTO user_activity_events (tenant_id, user_id, user_email, subscription_tier,"
     " event_type, route, element, element_text, form_id, duration_ms, error_message,"
     " error_source, error_stack, event_name, event_data, visibility, timestamp,"
     " client_timestamp, received_at)"
-    " SELECT ?, ?, ?, ?, e.value ->> 0, e.value ->> 3, e.value ->> 4, e.value ->> 5,"
-    " e.value ->> 6, e.value ->> 7, e.value ->> 8, e.value ->> 9, e.value ->> 10,"
-    " e.value ->> 11, e.value ->> 12, e.value ->> 13, e.value ->> 1, e.value ->> 2, ?"
-    " FROM json_each(?) AS e ORDER BY e.key"
+    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
 )
-assert Event._fields[:4] == ("type", "timestamp", "client_timestamp", "route")
-assert Event._fields[13] == "visibility"
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,18 +39,34 @@ def insert_batch(conn: sqlite3.Connection, tenant_id: int, batch: Batch) -> Inse
             " VALUES (?, ?, ?, ?, ?)",
             (tenant_id, batch.user_id, batch.batch_id, len(batch.events), batch.received_at_ms),
         )
-    if batch.events:
-        conn.execute(
-            _INSERT_BATCH,
+    uid, email, tier, received = batch.user_id, batch.user_email, batch.tier, batch.received_at_ms
+    conn.executemany(
+        _INSERT_EVENT,
+        [
             (
                 tenant_id,
-                batch.user_id,
-                batch.user_email,
-                batch.tier,
-                batch.received_at_ms,
-                orjson.dumps(batch.events, default=tuple),
-            ),
-        )
+                uid,
+                email,
+                tier,
+                e.type.value,
+                e.route,
+                e.element,
+                e.text,
+                e.form_id,
+                e.duration_ms,
+                e.message,
+                e.source,
+                e.stack,
+                e.name,
+                e.data,
+                e.visibility,
+                e.timestamp,
+                e.client_timestamp,
+                received,
+            )
+            for e in batch.events
+        ],
+    )
     return InsertResult(stored=len(batch.events))
 
 
