@@ -39,7 +39,15 @@ BUSY_PCT = 10.0
 #: Each is a module ``bench/<name>.py`` with ``NAME``, ``DESCRIPTION`` and
 #: ``run(opts: Options) -> Report``, imported only when it runs (so ``--at`` an
 #: older revision can still run the benchmarks whose code it has).
-BENCHMARKS: tuple[str, ...] = ("store", "validate", "ingest", "actors", "recovery", "dashboard")
+BENCHMARKS: tuple[str, ...] = (
+    "store",
+    "validate",
+    "ingest",
+    "actors",
+    "recovery",
+    "dashboard",
+    "soak",
+)
 
 
 def load(name: str) -> ModuleType:
