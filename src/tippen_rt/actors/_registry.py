@@ -9,6 +9,7 @@ read live state without asking (and without touching) the actors.
 
 from __future__ import annotations
 
+import contextvars
 import logging
 from collections.abc import Iterator
 from typing import Any
@@ -67,6 +68,12 @@ class Registry:
         #: Final states of ended actors, with how many watchers have yet to read them.
         self._ended_states: dict[Key, tuple[UserState, int]] = {}
         self._nursery: trio.Nursery | None = None
+        #: Actors start in a copy of this (the registry's own) context, not in
+        #: the context of the request that spawned them: trio copies the
+        #: spawner's context into a new task, and a request's holds Quart's
+        #: request context, which would keep that request, its connection and
+        #: its headers alive for as long as the user's session.
+        self._spawn_context = contextvars.copy_context()
         self._gc = gc_guard or GcGuard()
         self.changes_dropped = 0
         self.spawned = 0
@@ -80,6 +87,7 @@ class Registry:
         try:
             async with trio.open_nursery() as nursery:
                 self._nursery = nursery
+                self._spawn_context = contextvars.copy_context()
                 task_status.started(self)
                 await trio.sleep_forever()
         finally:
@@ -159,7 +167,9 @@ class Registry:
         self._receivers[state.key] = receive
         self._latest[state.key] = state
         self._ended_states.pop(state.key, None)
-        self._nursery.start_soon(run_user_actor, state, settings, receive, self)
+        self._spawn_context.run(
+            self._nursery.start_soon, run_user_actor, state, settings, receive, self
+        )
         self.spawned += 1
         self._gc.spawned(len(self._mailboxes))
         return send

@@ -6,6 +6,7 @@ import trio
 from quart import Blueprint, Response
 
 from ._json import json_response
+from ._server import live_connections
 from ._services import services
 
 health = Blueprint("health", __name__)
@@ -27,6 +28,7 @@ async def readyz() -> Response:
     svc = services()
     checks: dict[str, object] = {"store": {"ok": svc.store.accepting}}
     ok = svc.store.accepting
+    checks["http_connections"] = live_connections()
     if svc.registry is not None:
         checks["live_users"] = svc.registry.live_count
     if svc.recovery is not None:
