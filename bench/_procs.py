@@ -38,13 +38,11 @@ class Server:
 
     def cpu_seconds(self) -> float | None:
         """User + system CPU time of the process (all threads) so far; Linux only."""
-        try:
-            stat = Path(f"/proc/{self.pid}/stat").read_text()
-        except OSError:
-            return None
-        # Fields after the ")" that closes the command name; utime, stime are 14, 15.
-        after = stat.rsplit(")", 1)[1].split()
-        return (int(after[11]) + int(after[12])) / _CLK_TCK
+        return _cpu_seconds(Path(f"/proc/{self.pid}/stat"))
+
+    def main_thread_cpu_seconds(self) -> float | None:
+        """CPU time of the main thread alone (the event loop's, in our servers)."""
+        return _cpu_seconds(Path(f"/proc/{self.pid}/task/{self.pid}/stat"))
 
     def rss_mib(self) -> float | None:
         """Resident memory of the process, MiB; Linux only."""
@@ -73,6 +71,16 @@ class Server:
     def log(self) -> str:
         """Everything the process printed so far."""
         return "".join(self.output)
+
+
+def _cpu_seconds(stat_path: Path) -> float | None:
+    try:
+        stat = stat_path.read_text()
+    except OSError:
+        return None
+    # Fields after the ")" that closes the command name; utime, stime are 14, 15.
+    after = stat.rsplit(")", 1)[1].split()
+    return (int(after[11]) + int(after[12])) / _CLK_TCK
 
 
 def start_server(

@@ -219,6 +219,9 @@ class Sample:
     rss_mib: float | None
     cpu_pct: float | None
     cpu_ms_per_req: float | None
+    #: The event loop's (main thread's) share of cpu_ms_per_req; the rest is
+    #: worker threads (the SQLite writer, mostly).
+    loop_ms_per_req: float | None
     host_busy_pct: float | None
     live_users: int | None
     readyz_ms: float | None
@@ -356,6 +359,12 @@ def _busy_pct(before: tuple[int, int] | None, after: tuple[int, int] | None) -> 
         return None
     total = after[0] - before[0]
     return 100 * (total - (after[1] - before[1])) / total
+
+
+def _threads_ms_per_req(s: Sample) -> float | None:
+    if s.cpu_ms_per_req is None or s.loop_ms_per_req is None:
+        return None
+    return s.cpu_ms_per_req - s.loop_ms_per_req
 
 
 def _mean(values: list[float | None]) -> float | None:
@@ -497,10 +506,12 @@ def run(opts: Options) -> Report:
             )
             t0 = time.monotonic()
             cpu_prev, host_prev, t_prev = server.cpu_seconds(), _host_cpu(), t0
+            loop_prev = server.main_thread_cpu_seconds()
             for i in range(n_samples):
                 chunk = _run_wrk(server, paced, api_key, schedule, opts, SAMPLE_S, rate, soak_conns)
                 now = time.monotonic()
                 cpu_now, host_now = server.cpu_seconds(), _host_cpu()
+                loop_now = server.main_thread_cpu_seconds()
                 live, readyz_ms, readyz_error = _readyz(server)
                 sample = Sample(
                     t_s=now - t0,
@@ -516,6 +527,11 @@ def run(opts: Options) -> Report:
                         if cpu_prev is None or cpu_now is None or not chunk.load.ok
                         else 1000 * (cpu_now - cpu_prev) / chunk.load.ok
                     ),
+                    loop_ms_per_req=(
+                        None
+                        if loop_prev is None or loop_now is None or not chunk.load.ok
+                        else 1000 * (loop_now - loop_prev) / chunk.load.ok
+                    ),
                     host_busy_pct=_busy_pct(host_prev, host_now),
                     live_users=live,
                     readyz_ms=readyz_ms,
@@ -525,6 +541,7 @@ def run(opts: Options) -> Report:
                 )
                 samples.append(sample)
                 cpu_prev, host_prev, t_prev = cpu_now, host_now, now
+                loop_prev = loop_now
                 if (i + 1) % 6 == 0 or i + 1 == n_samples:
                     print(
                         f"   {sample.t_s:4.0f} s  {chunk.load.ok_per_s:6.0f} req/s"
@@ -706,6 +723,8 @@ def _fill_report(
         ("p50", "p50 ms", p("p50")),
         ("cpu", "server CPU %", lambda s: s.cpu_pct),
         ("cpu_per_req", "server CPU ms/req", lambda s: s.cpu_ms_per_req),
+        ("loop_per_req", "  event loop thread", lambda s: s.loop_ms_per_req),
+        ("threads_per_req", "  worker threads (SQLite)", _threads_ms_per_req),
         ("req", "req/s", lambda s: s.chunk.load.ok_per_s),
         ("live", "live users", lambda s: s.live_users),
         ("fds", "fds", lambda s: s.fds),
@@ -880,6 +899,10 @@ def _fill_report(
         cpu_last_pct=r(figs["cpu_last"], 1),
         cpu_first_ms_per_req=r(figs["cpu_per_req_first"], 3),
         cpu_last_ms_per_req=r(figs["cpu_per_req_last"], 3),
+        loop_cpu_first_ms_per_req=r(figs["loop_per_req_first"], 3),
+        loop_cpu_last_ms_per_req=r(figs["loop_per_req_last"], 3),
+        threads_cpu_first_ms_per_req=r(figs["threads_per_req_first"], 3),
+        threads_cpu_last_ms_per_req=r(figs["threads_per_req_last"], 3),
         fds_first=r(figs["fds_first"], 1),
         fds_last=r(figs["fds_last"], 1),
         live_users_min=live_min,
@@ -906,6 +929,8 @@ def _fill_report(
         "rss_mib": [r(s.rss_mib, 1) for s in samples],
         "server_cpu_pct": [r(s.cpu_pct, 1) for s in samples],
         "server_cpu_ms_per_req": [r(s.cpu_ms_per_req, 3) for s in samples],
+        "loop_cpu_ms_per_req": [r(s.loop_ms_per_req, 3) for s in samples],
+        "threads_cpu_ms_per_req": [r(_threads_ms_per_req(s), 3) for s in samples],
         "readyz_ms": [r(s.readyz_ms, 1) for s in samples],
         "host_busy_pct": [r(s.host_busy_pct, 1) for s in samples],
         "live_users": [s.live_users for s in samples],
