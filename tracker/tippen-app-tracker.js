@@ -31,7 +31,13 @@
   try { var kept = JSON.parse(get(ss, KEY)); q = kept.q; out = kept.o; } catch (e) {}
   if (!Array.isArray(q) || !Array.isArray(out)) q = [], out = [];
 
-  function clip(s, n) { return s == null ? undefined : String(s).replace(/\0/g, '').slice(0, n); }
+  // Only what the server accepts: one bad field would cost the whole batch.
+  // No NUL, no lone surrogate (a cut emoji), no blank required strings.
+  function wf(s) { return s.toWellFormed ? s.toWellFormed() : s; }
+  function clip(s, n) { return s == null ? undefined : wf(String(s).replace(/\0/g, '').slice(0, n)); }
+  function txt(s, n) { s = clip(s, n); return /\S/.test(s) ? s : undefined; }
+  function bytes(s) { return new TextEncoder().encode(s).length; }
+  q = q.filter(function (e) { return Date.now() - e.timestamp < 8e7; }); // server: 24 h
   function visible() { return d.visibilityState !== 'hidden'; }
   function now() { return Date.now(); }
 
@@ -56,11 +62,14 @@
     else if (!flushT) flushT = setTimeout(safe(flush), flushMs);
   }
 
-  // Queue -> batches of <= MAX_BATCH; a batch once sent never changes.
+  // Queue -> batches of <= MAX_BATCH events and 60 kB (what a keepalive
+  // request may carry); a batch once sent never changes.
   function batch() {
-    var last = out[out.length - 1];
+    var last = out[out.length - 1], n;
     while (user.id && q.length) {
-      if (!last || last.s || last.b.userId !== user.id || last.b.events.length >= MAX_BATCH) {
+      n = bytes(JSON.stringify(q[0]));
+      if (!last || last.s || last.b.userId !== user.id || last.b.events.length >= MAX_BATCH ||
+        (last.n || 0) + n > 6e4) {
         var r = crypto.getRandomValues(new Uint32Array(4));
         out.push(last = { s: 0, b: {
           apiKey: apiKey, userId: user.id, userEmail: user.email,
@@ -69,6 +78,7 @@
         } });
       }
       last.b.events.push(q.shift());
+      last.n = (last.n || 600) + n;
     }
     save();
   }
@@ -199,7 +209,7 @@
     if (errors >= 50 || t - (seen[k] || -1e9) < 10000) return; // dedup
     seen[k] = t;
     errors++;
-    push('error', { message: clip(msg, 1000) || 'error', source: clip(src, 500), stack: clip(stack, 4000) });
+    push('error', { message: txt(msg, 1000) || 'error', source: clip(src, 500), stack: clip(stack, 4000) });
   }
   w.addEventListener('error', safe(function (e) {
     err(e.message, e.filename && e.filename + ':' + e.lineno + ':' + e.colno, e.error && e.error.stack);
@@ -242,19 +252,20 @@
   function identify(id, email, tier, hash) {
     batch(); // what is queued belongs to the previous user
     user = {
-      id: clip(id, 256), email: clip(email, 320), hash: clip(hash, 256),
+      id: txt(id, 256), email: clip(email, 320), hash: clip(hash, 256),
       tier: /^(paid|enterprise)$/.test(tier) ? tier : 'free_trial'
     };
     flush();
   }
   function track(name, data) {
-    var ev = { name: clip(name, 256) }, j;
+    var ev = { name: txt(name, 256) }, j;
     if (data != null) {
-      try { j = JSON.stringify(data); } catch (e) {} // a cycle
-      // a copy, at most 8 KiB
-      ev.data = j && new TextEncoder().encode(j).length <= 8000 ? JSON.parse(j) : { dropped: 1 };
+      try { // a copy, at most 8 KiB; a cycle throws
+        j = JSON.stringify(data, function (k, v) { return typeof v == 'string' ? wf(v) : v; });
+      } catch (e) {}
+      ev.data = j && bytes(j) <= 8000 ? JSON.parse(j) : { dropped: 1 };
     }
-    if (name) push('custom', ev);
+    if (ev.name) push('custom', ev);
   }
   function run(c) {
     var f = api[c[0]];

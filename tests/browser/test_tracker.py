@@ -464,3 +464,37 @@ def test_developer_api_stub_identify_track_and_opt_out(
     assert demo.rows("event_name = 'after-opt-out' OR element = 'button#count'") == []
     assert len(demo.rows("event_type = 'route'")) == 1  # not the reloaded page's
     assert context.cookies() == []
+
+
+def test_input_the_server_would_refuse_never_costs_a_batch(
+    demo: Demo, page: Page, traffic: Traffic, snap: Snap
+) -> None:
+    """Big custom data, blank names and cut emoji: every good event still arrives."""
+    open_app(page, demo.app_url(user="odd", flush=NEVER, heartbeat=NEVER))
+    page.evaluate(
+        """() => {
+            // 50 events of ~7 kB: one 50-event batch would be ~350 kB, over the
+            // server's 256 KiB limit and the browser's 64 kB keepalive quota.
+            for (let i = 0; i < 50; i++) tippen.track('big', {i, blob: 'y'.repeat(7000)});
+            tippen.track('   ');                            // blank: not an event
+            tippen.track('emoji', {s: '\\ud83d', t: 'ok'}); // a lone surrogate
+            const b = document.createElement('button');
+            b.id = 'cut'; b.textContent = 'a'.repeat(79) + '\\ud83d\\ude00';
+            document.body.append(b); b.click();             // text cut inside the emoji
+            tippen.flush();
+        }"""
+    )
+    rows = demo.wait_rows(
+        "user_id = ? AND event_type IN ('custom', 'click')",
+        ("odd",),
+        until=lambda rows: len(rows) >= 52,
+    )
+    snap(page)
+    big = sorted(json.loads(r["event_data"])["i"] for r in rows if r["event_name"] == "big")
+    assert big == list(range(50))
+    (emoji,) = [r for r in rows if r["event_name"] == "emoji"]
+    assert json.loads(emoji["event_data"]) == {"s": "\ufffd", "t": "ok"}
+    (click,) = [r for r in rows if r["event_type"] == "click"]
+    assert click["element_text"] == "a" * 79 + "\ufffd"
+    assert not [r for r in rows if r["event_type"] == "custom" and not r["event_name"].strip()]
+    assert all(len(json.dumps(body)) <= 64_000 for body in traffic.sent)

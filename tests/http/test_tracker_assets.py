@@ -10,10 +10,16 @@ import pytest
 
 from tippen_rt.demo import DEMO_TENANT
 from tippen_rt.http import AppServices, create_app
-from tippen_rt.http._tracker_assets import TRACKER_PATH, etag_matches, tracker_dir
+from tippen_rt.http._tracker_assets import (
+    TRACKER_PATH,
+    compact_script,
+    etag_matches,
+    tracker_dir,
+)
 from tippen_rt.persist import EventStore, create_tenant
 
-SOURCE = (tracker_dir() / "tippen-app-tracker.js").read_bytes()
+#: What the service sends: the source, compacted.
+SOURCE = compact_script((tracker_dir() / "tippen-app-tracker.js").read_text()).encode()
 
 
 async def test_the_script_is_served_as_javascript_for_any_origin(client: Any) -> None:

@@ -10,7 +10,9 @@ tenant's API key filled into its script tag, and ``GET /demo/<file>`` its
 assets.  Without ``--demo`` those paths are 404.
 
 Files come from the ``tracker/`` directory of the source tree (the package is
-installed in editable mode from ``src/``), read once per process.
+installed in editable mode from ``src/``), read once per process.  The tracker
+is served without its comment lines and indentation (:func:`compact_script`):
+the commented source is for people, and every byte is downloaded by every page.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from ..tenants import Tenant
 from ._errors import error_response
 from ._services import services
 
-__all__ = ["TRACKER_PATH", "Asset", "tracker_assets", "tracker_dir"]
+__all__ = ["TRACKER_PATH", "Asset", "compact_script", "tracker_assets", "tracker_dir"]
 
 tracker_assets = Blueprint("tracker_assets", __name__)
 
@@ -53,6 +55,18 @@ _CONTENT_TYPES = {
 }
 _ASSET_NAME = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9_.-]{0,100}$")
 _PLACEHOLDER = re.compile(r"\{\{(\w+)\}\}")
+
+
+def compact_script(source: str) -> str:
+    """``source`` without comment lines, indentation and blank lines.
+
+    Line breaks stay, so the code means exactly what it did (no semicolons are
+    inserted or lost), and end-of-line comments stay.  Safe for a script with
+    no template literal or string spanning lines, as the tracker is (its tests
+    check that, and run the compacted script in a browser).
+    """
+    lines = (line.strip() for line in source.splitlines())
+    return "\n".join(line for line in lines if line and not line.startswith("//")) + "\n"
 
 
 def tracker_dir() -> Path:
@@ -95,6 +109,8 @@ async def load_asset(path: Path) -> Asset | None:
             body = await trio.Path(path).read_bytes()
         except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
             return None
+        if path.name == TRACKER_FILE:
+            body = compact_script(body.decode()).encode()
         asset = _cache[path] = Asset.of(body, content_type)
     return asset
 
