@@ -498,3 +498,43 @@ def test_input_the_server_would_refuse_never_costs_a_batch(
     assert click["element_text"] == "a" * 79 + "\ufffd"
     assert not [r for r in rows if r["event_type"] == "custom" and not r["event_name"].strip()]
     assert all(len(json.dumps(body)) <= 64_000 for body in traffic.sent)
+
+
+def test_429_and_5xx_are_retried_honouring_retry_after_and_other_4xx_dropped(
+    demo: Demo, page: Page, traffic: Traffic, snap: Snap
+) -> None:
+    open_app(page, demo.app_url(user="retry", flush=NEVER, heartbeat=NEVER))
+    answers = ["429", "500"]  # for the batch holding 'first', then the real service
+    attempts: list[tuple[str, float]] = []
+
+    def answer(route: Route, request: Request) -> None:
+        body = request.post_data or ""
+        now = page.evaluate("performance.now()")
+        if "first" in body:
+            attempts.append((json.loads(body)["batchId"], now))
+            if answers:
+                status = answers.pop(0)
+                headers = {"Retry-After": "2"} if status == "429" else {}
+                route.fulfill(status=int(status), body="{}", headers=headers)
+                return
+        if "refused" in body:
+            attempts.append(("refused", now))
+            route.fulfill(status=400, body='{"success": false}')
+            return
+        route.continue_()
+
+    page.route("**/api/track/user-activity", answer)
+    page.evaluate("tippen.track('first'); tippen.flush()")
+    demo.wait_rows("user_id = ? AND event_name = 'first'", ("retry",), page=page, timeout_s=30)
+    (first_id, t0), (second_id, t1), (third_id, _) = attempts
+    assert first_id == second_id == third_id  # the same batch, retried
+    assert t1 - t0 >= 2000  # not before Retry-After
+
+    page.evaluate("tippen.track('refused'); tippen.flush()")
+    page.wait_for_timeout(300)
+    page.evaluate("tippen.track('later'); tippen.flush()")
+    demo.wait_rows("user_id = ? AND event_name = 'later'", ("retry",), page=page, timeout_s=30)
+    snap(page)
+    assert [a for a, _ in attempts].count("refused") == 1  # dropped, never retried
+    assert demo.rows("event_name = 'refused'") == []
+    assert len(demo.rows("event_name = 'first'")) == 1
