@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from typing import Any
 
 import pytest
+import trio
 
+from tippen_rt.config import Settings
 from tippen_rt.http import AppServices, create_app
 from tippen_rt.http._session import AdminSession, key_tag, read_session, sign_session
-from tippen_rt.persist import rotate_admin_token
+from tippen_rt.persist import EventStore, rotate_admin_token
 from tippen_rt.persist._admin import load_or_create_secret
 
-from .conftest import HOST, SITE, AdminEnv, api_headers, refused_websocket
+from .conftest import HOST, SITE, AdminEnv, api_headers, build_env, refused_websocket
 
 #: Every admin route, with the method and a body that would be valid.
 ADMIN_ROUTES: list[tuple[str, str, dict[str, Any] | None]] = [
@@ -222,6 +225,29 @@ async def test_login_attempts_are_rate_limited_per_address(env: AdminEnv) -> Non
         scope_base={"client": ("198.51.100.7", 4444)},
     )
     assert elsewhere.status_code == 303
+
+
+async def test_behind_a_trusted_proxy_the_login_limit_is_per_forwarded_address(
+    admin_settings: Settings, store: EventStore, nursery: trio.Nursery
+) -> None:
+    settings = dataclasses.replace(admin_settings, trust_forwarded_for=True)
+    env = await build_env(settings, store, nursery, with_notifier=False)
+    proxy = {"client": ("10.0.0.2", 5555)}  # every request comes through the proxy
+
+    async def login(token: str, forwarded_for: str) -> int:
+        response = await env.client().post(
+            "/login",
+            form={"token": token},
+            headers={"Host": HOST, "X-Forwarded-For": f"{forwarded_for}, 10.0.0.1"},
+            scope_base=proxy,
+        )
+        return int(response.status_code)
+
+    for _ in range(settings.login_burst):
+        assert await login("admin_guess", "203.0.113.9") == 401
+    assert await login(env.acme_token, "203.0.113.9") == 429
+    # The attacker's guesses do not lock out an admin behind the same proxy.
+    assert await login(env.acme_token, "198.51.100.7") == 303
 
 
 @pytest.mark.parametrize(

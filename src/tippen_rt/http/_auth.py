@@ -28,6 +28,7 @@ from ..events import BadInput
 from ..persist import get_tenant_by_admin_token
 from ..persist._admin import load_or_create_secret
 from ..tenants import Tenant, normalize_origin
+from ._client import client_address
 from ._errors import error_response
 from ._json import json_response
 from ._services import AppServices, services
@@ -257,7 +258,7 @@ async def login() -> Response:
     wants_json = request.mimetype == "application/json"
     if _cross_site(request.headers):
         return _forbidden_origin()
-    client = request.remote_addr or "unknown"
+    client = client_address(svc.settings.trust_forwarded_for)
     wait_s = _state().bucket.take(client, trio.current_time())
     if wait_s > 0:
         log.warning("login rate limit hit by %s", client)

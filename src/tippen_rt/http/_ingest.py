@@ -17,6 +17,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from ..events import BadInput, Batch, parse_batch
 from ..persist import StoreBusy, StoreClosed, insert_batch
 from ..tenants import Tenant, verify_user_hash
+from ._client import client_address
 from ._errors import error_response
 from ._json import json_response
 from ._rate_limit import retry_after_header
@@ -51,16 +52,6 @@ async def preflight() -> Response:
     return error_response(
         BadInput("origin_not_allowed", "this origin may not send events", None, status=403)
     )
-
-
-def client_address(trust_forwarded_for: bool) -> str:
-    """The client's address, from X-Forwarded-For only when told to trust it."""
-    if trust_forwarded_for:
-        forwarded = request.headers.get("X-Forwarded-For", "")
-        first = forwarded.split(",")[0].strip()
-        if first:
-            return first[:64]
-    return request.remote_addr or "unknown"
 
 
 @ingest.post(TRACK_PATH)
