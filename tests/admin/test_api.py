@@ -259,6 +259,13 @@ async def test_erase_removes_everything_about_the_user(env: AdminEnv) -> None:
             c, [stored_summary(env.acme.id, "u1", tier="paid", last_active_at=now_ms())]
         )
     )
+    # A state saved in the embedded (SQLite) snapshot table, as after a restart.
+    await env.store.write(
+        lambda c: c.execute(
+            "INSERT INTO live_snapshots (tenant_id, user_id, state) VALUES (?, 'u1', x'00')",
+            (env.acme.id,),
+        )
+    )
     with env.hub.subscribe(env.acme.id) as sub:
         status, body = await post(admin, "/api/admin/user/erase", {"userId": "u1"})
         assert status == 200
@@ -276,10 +283,11 @@ async def test_erase_removes_everything_about_the_user(env: AdminEnv) -> None:
         lambda c: c.execute(
             "SELECT (SELECT count(*) FROM user_activity_events WHERE user_id = 'u1'),"
             " (SELECT count(*) FROM video_calls WHERE user_id = 'u1'),"
+            " (SELECT count(*) FROM live_snapshots WHERE user_id = 'u1'),"
             " (SELECT count(*) FROM user_activity_events WHERE user_id = 'keep')"
         ).fetchone()
     )
-    assert counts == (0, 0, 1)
+    assert counts == (0, 0, 0, 1)
     # DELETE does the same.
     response = await admin.delete("/api/admin/user?id=keep", headers=api_headers(Origin=SITE))
     assert response.status_code == 200 and (await response.get_json())["erased"]["events"] == 1

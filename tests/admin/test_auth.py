@@ -205,6 +205,26 @@ async def test_logout_clears_the_cookie(env: AdminEnv) -> None:
     assert (await call(client, "GET", "/api/admin/me")).status_code == 401
 
 
+async def test_a_logged_out_cookie_is_refused_even_if_kept(env: AdminEnv) -> None:
+    client = await env.admin(env.acme_token)
+    kept = cookie_of(client)
+    response = await client.post("/logout", headers={"Host": HOST})
+    assert response.status_code == 303
+    thief = env.client()
+    thief.set_cookie(HOST, "tippen_admin", kept)
+    assert (await call(thief, "GET", "/api/admin/me")).status_code == 401
+    # ... also after a restart: the revocation is kept in SQLite.
+    restarted = create_app(
+        AppServices(settings=env.settings, store=env.store, tenants=env.services.tenants)
+    )
+    later = restarted.test_client()
+    later.set_cookie(HOST, "tippen_admin", kept)
+    assert (await call(later, "GET", "/api/admin/me")).status_code == 401
+    # Other sessions of the tenant go on.
+    other = await env.admin(env.acme_token)
+    assert (await call(other, "GET", "/api/admin/me")).status_code == 200
+
+
 async def test_login_attempts_are_rate_limited_per_address(env: AdminEnv) -> None:
     attacker = {"client": ("203.0.113.9", 5555)}
     for _ in range(env.settings.login_burst):

@@ -6,6 +6,10 @@ from typing import Any
 
 import orjson
 import pytest
+import trio
+from quart.testing.connections import WebsocketDisconnectError
+
+from tippen_rt.persist import rotate_admin_token
 
 from .conftest import HOST, SITE, AdminEnv, refused_websocket
 
@@ -146,3 +150,49 @@ async def test_the_public_url_counts_as_this_site(env: AdminEnv) -> None:
         assert (await receive(ws))["type"] == "snapshot"
     response = await refused_websocket(admin, {"Origin": "https://other.example", "Host": HOST})
     assert response.status_code == 403
+
+
+async def _closed_with(ws: Any) -> tuple[list[dict[str, Any]], int | None]:
+    """Messages until the server closes the socket, and the close code."""
+    seen: list[dict[str, Any]] = []
+    with trio.fail_after(5):
+        try:
+            while True:
+                seen.append(await receive(ws))
+        except WebsocketDisconnectError as exc:
+            return seen, exc.args[0] if exc.args else None
+
+
+async def test_rotating_the_admin_token_closes_open_dashboards(env: AdminEnv) -> None:
+    admin = await env.admin(env.acme_token)
+    other = await env.admin(env.other_token)
+    async with (
+        admin.websocket("/ws/admin", headers=SAME_SITE) as ws,
+        other.websocket("/ws/admin", headers=SAME_SITE) as other_ws,
+    ):
+        assert (await receive(ws))["type"] == "snapshot"
+        assert (await receive(other_ws))["type"] == "snapshot"
+        await env.store.write(lambda conn: rotate_admin_token(conn, "acme"))
+        await env.services.tenants.reload()
+        seen, code = await _closed_with(ws)
+        assert seen == [{"type": "session_expired"}] and code == 4401
+        # The other tenant's dashboard still streams.
+        await env.send(env.other, "still-here")
+        assert (await receive(other_ws))["user"]["userId"] == "still-here"
+
+
+async def test_logging_out_closes_that_sessions_dashboards(env: AdminEnv) -> None:
+    admin = await env.admin(env.acme_token)
+    colleague = await env.admin(env.acme_token)
+    async with (
+        admin.websocket("/ws/admin", headers=SAME_SITE) as ws,
+        colleague.websocket("/ws/admin", headers=SAME_SITE) as colleague_ws,
+    ):
+        await receive(ws)
+        await receive(colleague_ws)
+        response = await admin.post("/logout", headers={"Host": HOST})
+        assert response.status_code == 303
+        seen, code = await _closed_with(ws)
+        assert seen == [{"type": "session_expired"}] and code == 4401
+        await env.send(env.acme, "u1")
+        assert (await receive(colleague_ws))["user"]["userId"] == "u1"

@@ -407,7 +407,7 @@ async def _erase(admin: Admin, user_id: str) -> Response:
         return counts, alerts_db.delete_user_alerts(conn, tenant_id, user_id)
 
     counts, alerts_removed = await svc.store.write(job)
-    snapshots_erased = False
+    snapshots_erased = counts.snapshots > 0
     if svc.snapshots is not None:
         await svc.snapshots.delete([(tenant_id, user_id)])
         snapshots_erased = True

@@ -26,11 +26,12 @@ from werkzeug.datastructures import Headers
 
 from ..events import BadInput
 from ..persist import get_tenant_by_admin_token
-from ..persist._admin import load_or_create_secret
+from ..persist._admin import load_or_create_secret, load_revoked_sessions, revoke_session
 from ..tenants import Tenant, normalize_origin
 from ._client import client_address
 from ._errors import error_response
 from ._json import json_response
+from ._live_sessions import LiveSessions
 from ._services import AppServices, services
 from ._session import (
     MAX_NAME_CHARS,
@@ -52,6 +53,7 @@ __all__ = [
     "auth",
     "current_admin",
     "install_auth",
+    "live_sessions",
     "same_origin",
     "site_origin",
 ]
@@ -90,6 +92,32 @@ class _AuthState:
             svc.settings.secret_key.encode() if svc.settings.secret_key else None
         )
         self._lock = trio.Lock()
+        #: Signatures of logged-out sessions -> when they expire (epoch s).
+        self._revoked: dict[str, float] | None = None
+        self.live = LiveSessions()
+        svc.tenants.on_admin_change(self.live.recheck)
+
+    async def revoked(self, svc: AppServices) -> dict[str, float]:
+        """Logged-out sessions, read from SQLite once."""
+        if self._revoked is None:
+            async with self._lock:
+                if self._revoked is None:
+                    now = _now(svc)
+                    self._revoked = await svc.store.read(
+                        lambda conn: load_revoked_sessions(conn, now)
+                    )
+        return self._revoked
+
+    async def revoke(self, svc: AppServices, cookie: str, expires_at: float) -> None:
+        """End the session in ``cookie`` now: refused from here on, sockets closed."""
+        signature = cookie.rsplit(".", 1)[-1]
+        now = _now(svc)
+        await svc.store.write(lambda conn: revoke_session(conn, signature, expires_at, now))
+        revoked = await self.revoked(svc)
+        for sig in [s for s, exp in revoked.items() if exp <= now]:
+            del revoked[sig]
+        revoked[signature] = expires_at
+        self.live.end_cookie(cookie)
 
     async def secret(self, svc: AppServices) -> bytes:
         if self._secret is None:
@@ -103,6 +131,11 @@ def install_auth(app: Quart, svc: AppServices) -> None:
     """Register the login routes and the state they share."""
     app.extensions["tippen_auth"] = _AuthState(svc)
     app.register_blueprint(auth)
+
+
+def live_sessions() -> LiveSessions:
+    """The open dashboard sockets of this app, by session."""
+    return _state().live
 
 
 def _state() -> _AuthState:
@@ -124,7 +157,7 @@ async def current_admin(cookies: Mapping[str, str] | None = None) -> Admin | Non
         return None
     secret = await _state().secret(svc)
     session = read_session(secret, value, _now(svc))
-    if session is None:
+    if session is None or value.rsplit(".", 1)[-1] in await _state().revoked(svc):
         return None
     tenant = await svc.tenants.by_id(session.tenant_id)
     if tenant is None or key_tag(secret, tenant.admin_token_hash) != session.key_tag:
@@ -314,9 +347,16 @@ async def login() -> Response:
 
 @auth.post("/logout")
 async def logout() -> Response:
-    """End the session: the cookie is cleared and the browser goes to the login page."""
+    """End the session: refused from now on (open dashboards close too), the
+    cookie is cleared, and the browser goes to the login page."""
     if _cross_site(request.headers):
         return _forbidden_origin()
+    svc = services()
+    cookie = request.cookies.get(SESSION_COOKIE)
+    admin = await current_admin()
+    if cookie and admin is not None:
+        await _state().revoke(svc, cookie, admin.expires_at)
+        log.info("admin %s of tenant %s logged out", admin.name, admin.tenant.name)
     if request.mimetype == "application/json":
         response = json_response({"success": True})
     else:

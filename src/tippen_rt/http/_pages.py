@@ -20,7 +20,15 @@ from quart import Blueprint, Quart, Response, redirect, render_template, websock
 from ..events import BadInput
 from ..persist import _alerts as alerts_db
 from ._admin_api import admin_api_routes
-from ._auth import Admin, admin_page, current_admin, install_auth, site_origin
+from ._auth import (
+    SESSION_COOKIE,
+    Admin,
+    admin_page,
+    current_admin,
+    install_auth,
+    live_sessions,
+    site_origin,
+)
 from ._errors import error_response
 from ._hub import Hub, Subscriber
 from ._services import AppServices, services
@@ -138,18 +146,31 @@ async def admin_socket() -> Response | None:
         return error_response(BadInput("unavailable", "live updates are off", None, 503))
     await websocket.accept()
     tenant_id = admin.tenant_id
+    cookie = websocket.cookies.get(SESSION_COOKIE, "")
     expires_in_s = admin.expires_at - svc.wall_ms() / 1000
+    ended = False
     with hub.subscribe(tenant_id) as sub:
         await websocket.send(await _snapshot(svc, hub, tenant_id))
         with trio.move_on_after(max(0.0, expires_in_s)) as session:
-            async with trio.open_nursery() as nursery:
-                nursery.start_soon(_read_client, sub)
-                await _forward(svc, hub, sub, tenant_id)
-                # The hub has stopped: stop reading the client too, then say goodbye.
-                nursery.cancel_scope.cancel()
-        if session.cancelled_caught:
+            while True:
+                # Interrupted when the session may have ended (logout, token
+                # rotated): check it again, go on only if it still holds.
+                with live_sessions().watch(tenant_id, cookie) as watch:
+                    async with trio.open_nursery() as nursery:
+                        nursery.start_soon(_read_client, sub)
+                        await _forward(svc, hub, sub, tenant_id)
+                        # The hub has stopped: stop reading the client too.
+                        nursery.cancel_scope.cancel()
+                if not watch.cancelled_caught:
+                    break
+                if await current_admin(websocket.cookies) is None:
+                    ended = True
+                    break
+        if ended or session.cancelled_caught:
             await websocket.send('{"type":"session_expired"}')
-            await websocket.close(CLOSE_SESSION_EXPIRED, "session expired")
+            await websocket.close(
+                CLOSE_SESSION_EXPIRED, "session ended" if ended else "session expired"
+            )
         else:
             await websocket.close(CLOSE_GOING_AWAY, "server shutting down")
     return None

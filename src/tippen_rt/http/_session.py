@@ -1,12 +1,14 @@
 """Admin sessions as signed cookies, and a token bucket for login attempts. Pure.
 
 A session cookie is ``<payload>.<signature>``: the payload is base64url JSON
-``{"t": tenant id, "n": admin name, "e": expiry (epoch s), "k": key tag}``, the
+``{"t": tenant id, "n": admin name, "e": expiry (epoch s), "k": key tag, "i": a
+random login id}``, the
 signature an HMAC-SHA256 of the payload with the server secret.  The key tag
 is an HMAC of the tenant's admin token hash, so rotating the admin token
 (``tippen-rt tenant rotate``, or a demo restart) ends every session at once.
-Nothing is stored server-side: a restart keeps everyone logged in as long as
-the secret is kept (``TIPPEN_SECRET_KEY``, or the one kept in SQLite).
+Only logouts are stored server-side (the signatures of cookies logged out
+before their expiry, ``revoked_sessions``): a restart keeps everyone logged in
+as long as the secret is kept (``TIPPEN_SECRET_KEY``, or the one kept in SQLite).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import binascii
 import hashlib
 import hmac
 import math
+import secrets
 from dataclasses import dataclass
 
 import orjson
@@ -53,7 +56,8 @@ def _signature(secret: bytes, payload: str) -> str:
 
 
 def sign_session(secret: bytes, session: AdminSession) -> str:
-    """The cookie value for ``session``."""
+    """The cookie value for ``session``: a new one every login (``i`` is random),
+    so logging one out never ends another."""
     payload = _b64(
         orjson.dumps(
             {
@@ -61,6 +65,7 @@ def sign_session(secret: bytes, session: AdminSession) -> str:
                 "n": session.name,
                 "e": int(session.expires_at),
                 "k": session.key_tag,
+                "i": secrets.token_urlsafe(9),
             }
         )
     )

@@ -8,7 +8,7 @@ than ``max_age_s``.  No task wakes up to refresh it.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import trio
 
@@ -28,15 +28,27 @@ class TenantDirectory:
         self._origins: frozenset[str] = frozenset()
         self._loaded_at = -float("inf")
         self._lock = trio.Lock()
+        self._on_admin_change: list[Callable[[int], None]] = []
+
+    def on_admin_change(self, callback: Callable[[int], None]) -> None:
+        """Call ``callback(tenant_id)`` when a reload finds a tenant's admin token
+        changed (rotated) or the tenant gone."""
+        self._on_admin_change.append(callback)
 
     async def reload(self) -> None:
         """Read every tenant again."""
         async with self._lock:
             tenants = await self._store.read(list_tenants)
+            before = self._by_id
             self._by_key = {t.api_key: t for t in tenants}
             self._by_id = {t.id: t for t in tenants}
             self._origins = frozenset(o for t in tenants for o in t.origins)
             self._loaded_at = trio.current_time()
+        for tenant_id, old in before.items():
+            new = self._by_id.get(tenant_id)
+            if new is None or new.admin_token_hash != old.admin_token_hash:
+                for callback in self._on_admin_change:
+                    callback(tenant_id)
 
     async def _reload_if_older_than(self, age_s: float) -> None:
         if trio.current_time() - self._loaded_at >= age_s:

@@ -7,6 +7,7 @@ Rows come back as dicts keyed by column name; the HTTP layer shapes the JSON.
 
 from __future__ import annotations
 
+import math
 import secrets
 import sqlite3
 from collections.abc import Sequence
@@ -23,7 +24,9 @@ __all__ = [
     "list_user_summaries",
     "list_video_calls",
     "load_or_create_secret",
+    "load_revoked_sessions",
     "record_video_call",
+    "revoke_session",
 ]
 
 Row = dict[str, Any]
@@ -61,6 +64,29 @@ def load_or_create_secret(conn: sqlite3.Connection, name: str = SESSION_SECRET) 
     )
     (value,) = conn.execute("SELECT value FROM server_secrets WHERE name = ?", (name,)).fetchone()
     return str(value)
+
+
+def revoke_session(conn: sqlite3.Connection, signature: str, expires_at: float, now: float) -> None:
+    """Refuse the session cookie signed ``signature`` from now on (it was logged out).
+
+    Kept until ``expires_at`` (epoch s), when the cookie is refused anyway;
+    older entries are dropped on the way.
+    """
+    conn.execute("DELETE FROM revoked_sessions WHERE expires_at <= ?", (int(now),))
+    conn.execute(
+        "INSERT OR REPLACE INTO revoked_sessions (signature, expires_at) VALUES (?, ?)",
+        (signature, math.ceil(expires_at)),
+    )
+
+
+def load_revoked_sessions(conn: sqlite3.Connection, now: float) -> dict[str, float]:
+    """Signatures of revoked, not yet expired sessions, with their expiry (epoch s)."""
+    return {
+        str(sig): float(exp)
+        for sig, exp in conn.execute(
+            "SELECT signature, expires_at FROM revoked_sessions WHERE expires_at > ?", (int(now),)
+        )
+    }
 
 
 # ---- users ----------------------------------------------------------------
@@ -213,6 +239,8 @@ class ErasedCounts:
     summaries: int
     video_calls: int
     batches: int
+    #: Saved live state in SQLite (the embedded snapshot store; Redis is separate).
+    snapshots: int
 
 
 def erase_user(conn: sqlite3.Connection, tenant_id: int, user_id: str) -> ErasedCounts:
@@ -229,4 +257,5 @@ def erase_user(conn: sqlite3.Connection, tenant_id: int, user_id: str) -> Erased
         summaries=delete("user_activity_summary"),
         video_calls=delete("video_calls"),
         batches=delete("ingest_batches"),
+        snapshots=delete("live_snapshots"),
     )

@@ -182,6 +182,14 @@ MIGRATIONS: tuple[str, ...] = (
         value REAL NOT NULL
     ) WITHOUT ROWID;
     """,
+    # 6: admin sessions ended by logout before their expiry (cookies are
+    # stateless; a revoked one is refused until it would have expired anyway)
+    """
+    CREATE TABLE revoked_sessions (
+        signature TEXT PRIMARY KEY,
+        expires_at INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    """,
 )
 
 
