@@ -25,6 +25,7 @@ from playwright.sync_api import Page, expect
 
 from tippen_rt.persist import get_tenant_by_name, update_tenant
 
+from ..alerts.slack_server import slack_stand_in
 from ..support.client import Client
 from ..support.server import ServerProcess, start_server
 from .conftest import Demo, Snap
@@ -147,6 +148,32 @@ def test_an_alert_appears_when_a_trigger_fires(demo: Demo, page: Page, snap: Sna
     erring.get_by_role("button", name="Acknowledge").click()
     expect(erring).to_contain_text("acknowledged by Sam")
     expect(page.locator("#stat-support")).to_have_text("1")
+
+
+def test_the_dashboard_says_what_happened_on_slack(demo: Demo, page: Page, snap: Snap) -> None:
+    with slack_stand_in() as slack:
+        set_demo_settings(demo, slack_webhook_url=slack.webhook_url)
+        log_in(page, demo.url, login_token(demo.server))
+        errors = [{"type": "error", "message": f"E{i}"} for i in range(4)]
+        send(demo.url, demo.api_key, "posted@x", [{"type": "route", "route": "/a"}, *errors])
+        posted = page.locator('.alert[data-user="posted@x"]')
+        expect(posted.locator(".delivery")).to_have_text("Slack: sent")
+        slack.fail_next(1, status=404, error="no_service")  # the webhook was removed
+        send(demo.url, demo.api_key, "lost@x", [{"type": "route", "route": "/b"}, *errors])
+        lost = page.locator('.alert[data-user="lost@x"]')
+        expect(lost.locator(".delivery")).to_contain_text("Slack: not delivered")
+        expect(lost.locator(".delivery")).to_contain_text("no_service")
+        expect(page.locator("#alerts-failed")).to_contain_text(
+            "1 alert could not be delivered to Slack"
+        )
+        snap(page)
+        assert len(slack.posts) == 1
+        # The user page lists the user's alerts with what happened on Slack.
+        lost.get_by_role("link", name="View").click()
+        item = page.locator("#user-alerts li").first
+        expect(item).to_contain_text("Repeated errors")
+        expect(item).to_contain_text("not delivered to Slack (HTTP 404: no_service)")
+        expect(page.locator("#user-alerts-count")).to_have_text("1 unresolved · 1 in all")
 
 
 def test_the_user_page_shows_timeline_journey_and_errors(

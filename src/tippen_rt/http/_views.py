@@ -148,4 +148,11 @@ def alert_json(alert: Any) -> dict[str, Any]:
         fields = dict(alert)
     else:
         raise TypeError(f"not an alert: {alert!r}")
-    return {_camel(k): _plain(v) for k, v in fields.items()}
+    out = {_camel(k): _plain(v) for k, v in fields.items()}
+    trigger = fields.get("trigger")
+    if isinstance(trigger, str) and trigger in _TRIGGER_VALUES:
+        out["title"] = Trigger(trigger).in_words
+    return out
+
+
+_TRIGGER_VALUES = frozenset(t.value for t in Trigger)

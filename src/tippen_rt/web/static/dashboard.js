@@ -102,6 +102,7 @@
     } else if (m.type === 'alert' && m.alert) {
       if (m.alert.status === 'resolved') storedAlerts.delete(m.alert.id);
       else storedAlerts.set(m.alert.id, m.alert);
+      cardCache.delete(m.alert.userId);  // its Slack line changes
     }
     queueRender();
   }
@@ -201,6 +202,34 @@
     $('users-table').hidden = !rows.length;
   }
 
+  // What happened on Slack to a user's unresolved alerts, in one line.
+  function deliveryNote(userId) {
+    var mine = [];
+    storedAlerts.forEach(function (a) { if (a.userId === userId) mine.push(a); });
+    if (!mine.length) return null;
+    mine.sort(function (a, b) { return b.id - a.id; });
+    var by = function (status) { return mine.filter(function (a) { return a.deliveryStatus === status; }); };
+    var failed = by('failed'), pending = by('pending'), sent = by('sent'), held = by('suppressed');
+    var heldText = held.length
+      ? held.length + ' later trigger' + (held.length === 1 ? '' : 's') + ' held back by the rate limit'
+      : '';
+    var text, cls = 'delivery muted', title = null;
+    if (failed.length) {
+      cls = 'delivery warn';
+      title = failed[0].lastError || null;
+      text = 'Slack: not delivered' + (failed[0].lastError ? ' (' + failed[0].lastError + ')' : '');
+    } else if (pending.length) {
+      text = 'Slack: sending' + (pending[0].attempts > 1 ? ', attempt ' + pending[0].attempts : '') + '…';
+    } else if (sent.length) {
+      text = 'Slack: sent' + (heldText ? ' · ' + heldText : '');
+    } else if (held.length) {
+      text = 'Slack: not sent, ' + heldText;
+    } else {
+      text = 'Slack: not set up (dashboard only)';
+    }
+    return el('div', {class: cls, title: title, text: text});
+  }
+
   function alertCard(u) {
     var open = u.needsSupport;
     var since = u.supportTriggeredAt || (u.triggers[0] && u.triggers[0].since);
@@ -224,6 +253,7 @@
             : 'acknowledged' + (u.acknowledgedBy ? ' by ' + u.acknowledgedBy : '') + ' ' + A.ago(u.acknowledgedAt);
         }, {class: 'alert-when'})),
       el('div', {class: 'alert-reasons'}, reasons),
+      deliveryNote(u.userId),
       el('div', {class: 'alert-actions'}, viewLink, ack, call));
   }
 
@@ -236,9 +266,14 @@
     });
     var box = $('alerts');
     var open = list.filter(function (u) { return u.needsSupport; }).length;
+    var failed = 0;
+    storedAlerts.forEach(function (a) { if (a.deliveryStatus === 'failed') failed++; });
     $('alerts-count').textContent = connected
       ? open + ' need' + (open === 1 ? 's' : '') + ' help' + (storedAlerts.size ? ' · ' + storedAlerts.size + ' unresolved alert' + (storedAlerts.size === 1 ? '' : 's') : '')
       : '';
+    var warn = $('alerts-failed');
+    warn.hidden = !(connected && failed);
+    warn.textContent = failed + ' alert' + (failed === 1 ? '' : 's') + ' could not be delivered to Slack: check the Slack setup (tippen-rt slack test).';
     if (!connected || !list.length) {
       cardCache.clear();
       A.clear(box);

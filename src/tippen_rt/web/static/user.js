@@ -92,6 +92,47 @@
     });
   }
 
+  // ---- alerts --------------------------------------------------------------------
+
+  var DELIVERY = {
+    sent: 'sent to Slack',
+    pending: 'sending to Slack',
+    suppressed: 'not sent to Slack: rate limit',
+    failed: 'not delivered to Slack',
+    disabled: 'dashboard only (no Slack set up)'
+  };
+
+  function alertItem(a) {
+    var state = a.status === 'resolved'
+      ? (a.resolution === 'superseded' ? 'replaced by a newer alert' : 'resolved') + ' ' + A.ago(a.resolvedAt)
+      : a.status === 'acknowledged'
+        ? 'acknowledged' + (a.acknowledgedBy ? ' by ' + a.acknowledgedBy : '') + ' ' + A.ago(a.acknowledgedAt)
+        : 'open';
+    var delivery = DELIVERY[a.deliveryStatus] || a.deliveryStatus;
+    if (a.deliveryStatus === 'failed' && a.lastError) delivery += ' (' + a.lastError + ')';
+    if (a.suppressedCount) delivery += ' · ' + a.suppressedCount + ' later trigger' + (a.suppressedCount === 1 ? '' : 's') + ' held back';
+    return el('li', {class: 'status-' + a.status, 'data-alert': a.id},
+      el('div', null, el('strong', {text: a.title || a.trigger}), a.reason ? ': ' + a.reason : ''),
+      el('div', {class: 'muted'}, A.ago(a.openedAt) + (a.route ? ' on ' + a.route : '') + ' · ' + state),
+      el('div', {class: 'delivery' + (a.deliveryStatus === 'failed' ? ' warn' : ' muted'), text: delivery}));
+  }
+
+  function loadAlerts() {
+    return A.api('/api/admin/alerts?limit=20&userId=' + q).then(function (body) {
+      var box = $('user-alerts');
+      A.clear(box);
+      body.alerts.forEach(function (a) { box.appendChild(alertItem(a)); });
+      var open = body.alerts.filter(function (a) { return a.status !== 'resolved'; }).length;
+      $('user-alerts-count').textContent = body.alerts.length
+        ? (open ? open + ' unresolved · ' : '') + (body.nextBefore ? 'latest ' : '') + body.alerts.length + ' in all'
+        : '';
+      $('user-alerts-empty').textContent = body.alerts.length ? '' : 'No alerts for this user.';
+      $('user-alerts-empty').hidden = !!body.alerts.length;
+    }).catch(function (err) {
+      $('user-alerts-empty').textContent = 'Could not load the alerts: ' + err.message;
+    });
+  }
+
   // ---- timeline ----------------------------------------------------------------
 
   function describe(e) {
@@ -245,7 +286,7 @@
   function refreshLists() {
     clearTimeout(refreshTimer);
     refreshTimer = null;
-    return Promise.all([timeline.refresh(), errors.refresh(), loadJourney()]).then(function (r) {
+    return Promise.all([timeline.refresh(), errors.refresh(), loadJourney(), loadAlerts()]).then(function (r) {
       var errorsBody = r[1];
       $('errors-count').textContent = errorsBody && errorsBody.events.length
         ? (errorsBody.nextBefore ? errorsBody.events.length + '+' : errorsBody.events.length) + ' errors' : '';
@@ -268,6 +309,8 @@
       liveUser = m.user;
       renderHead();
       if (m.user.totalEvents !== lastEvents) { lastEvents = m.user.totalEvents; scheduleRefresh(); }
+    } else if (m.type === 'alert' && m.alert && m.alert.userId === userId) {
+      loadAlerts();
     } else if (m.type === 'user_left' && m.userId === userId) {
       if (liveUser) stored = Object.assign({}, liveUser, {live: false, needsSupport: false});
       liveUser = null;
