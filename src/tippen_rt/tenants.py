@@ -27,7 +27,10 @@ __all__ = [
 
 API_KEY_PREFIX = "client_"
 ADMIN_TOKEN_PREFIX = "admin_"
-DEFAULT_VIDEO_CALL_TEMPLATE = "https://meet.jit.si/tippen-{tenant}-{user}"
+#: ``{room}``: a room name only this tenant can know (see :meth:`Tenant.call_room`),
+#: so nobody joins a support call by guessing it, and the call service never
+#: learns the user id.
+DEFAULT_VIDEO_CALL_TEMPLATE = "https://meet.jit.si/tippen-{tenant}-{room}"
 
 
 def new_api_key() -> str:
@@ -155,5 +158,16 @@ class Tenant:
     def video_call_url(self, user_id: str) -> str:
         """The call link for ``user_id`` from the tenant's template."""
         return self.settings.video_call_template.format(
-            tenant=quote(self.name, safe=""), user=quote(user_id, safe="")
+            tenant=quote(self.name, safe=""),
+            user=quote(user_id, safe=""),
+            room=self.call_room(user_id),
         )
+
+    def call_room(self, user_id: str) -> str:
+        """A call room name for ``user_id``: the same every time (Slack's button and
+        the dashboard's lead to one room), unguessable without the tenant's secret
+        admin token hash (a new token gives new rooms)."""
+        digest = hmac.new(
+            self.admin_token_hash.encode(), b"call-room:" + user_id.encode(), hashlib.sha256
+        ).hexdigest()
+        return digest[:16]

@@ -202,7 +202,11 @@ async def test_a_video_call_returns_the_link_and_is_recorded(env: AdminEnv) -> N
     admin = await env.admin(env.acme_token, name="Sam")
     status, body = await post(admin, "/api/admin/user/video-call", {"userId": "ann & bob"})
     assert status == 200
-    assert body["call"]["url"] == "https://meet.jit.si/tippen-acme-ann%20%26%20bob"
+    room = env.acme.call_room("ann & bob")
+    assert body["call"]["url"] == f"https://meet.jit.si/tippen-acme-{room}"
+    # One room per user, the same every time, and not the user id in disguise.
+    assert len(room) == 16 and room != env.acme.call_room("ann") and "ann" not in room
+    assert room != env.other.call_room("ann & bob")
     assert body["call"]["startedBy"] == "Sam"
     calls = await env.store.read(lambda c: list_video_calls(c, env.acme.id, "ann & bob"))
     assert [(c.started_by, c.url) for c in calls] == [("Sam", body["call"]["url"])]

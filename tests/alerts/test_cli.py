@@ -165,13 +165,13 @@ def test_video_template_and_rate_limit_are_stored(
     assert tenant.video_call_url("a b") == "https://whereby.com/acme-a%20b"
     # '' goes back to the default
     code, out, _ = run("tenant", "set", "acme", "--video-call-template", "", capsys=capsys)
-    assert "video calls:  https://meet.jit.si/tippen-{tenant}-{user}" in out
+    assert "video calls:  https://meet.jit.si/tippen-{tenant}-{room}" in out
 
 
 @pytest.mark.parametrize(
     ("args", "code", "message"),
     [
-        (["--video-call-template", "https://x/{room}"], 2, "may use only {tenant} and {user}"),
+        (["--video-call-template", "https://x/{r00m}"], 2, "may use only {tenant}, {user}"),
         (["--video-call-template", "meet.example/{user}"], 2, "does not make an http(s) link"),
         (["--slack-webhook-url", "hooks.slack.com"], 2, "is not a webhook URL"),
         (["--slack-bot-token", "abc"], 2, "starts with xoxb-"),
@@ -189,4 +189,4 @@ def test_bad_settings_are_refused_and_nothing_is_saved(
     stored = conn.execute("SELECT settings FROM tenants WHERE name = 'acme'").fetchone()[0]
     conn.close()
     assert json.loads(stored)["slack_bot_token"] == ""
-    assert json.loads(stored)["video_call_template"] == "https://meet.jit.si/tippen-{tenant}-{user}"
+    assert json.loads(stored)["video_call_template"] == "https://meet.jit.si/tippen-{tenant}-{room}"

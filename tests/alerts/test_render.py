@@ -87,7 +87,8 @@ def test_the_message_has_the_seed_plans_fields_and_two_buttons() -> None:
     assert activity.startswith("*Activity:* 42 events · 3 errors · last active <!date^1749999980^")
     assert buttons(blocks) == {
         "View User Activity": "https://tippen.example.com/user-activity/ann%2F42%20%3F",
-        "Start Video Call": "https://meet.jit.si/tippen-acme%20corp-ann%2F42%20%3F",
+        "Start Video Call": "https://meet.jit.si/tippen-acme%20corp-"
+        + TENANT.call_room("ann/42 ?"),
     }
     context = blocks[-1]["elements"][0]["text"]
     assert context.startswith("Alert #7 · acme corp · opened <!date^1750000000^")

@@ -43,7 +43,10 @@ def add_alert_commands(
     tset.add_argument(
         "--video-call-template",
         metavar="TEMPLATE",
-        help=f"call link with {{tenant}} and {{user}} (default {DEFAULT_VIDEO_CALL_TEMPLATE})",
+        help=(
+            "call link with {tenant}, {user} and {room} (an unguessable room name per user;"
+            f" default {DEFAULT_VIDEO_CALL_TEMPLATE})"
+        ),
     )
     tset.add_argument(
         "--alert-rate-limit-min",
@@ -71,12 +74,13 @@ def check_webhook_url(url: str) -> str:
 
 
 def check_video_call_template(template: str) -> str:
-    """``template`` if it makes an http(s) link from ``{tenant}`` and ``{user}``."""
+    """``template`` if it makes an http(s) link from ``{tenant}``, ``{user}``, ``{room}``."""
     try:
-        sample = template.format(tenant="acme", user="user-1")
+        sample = template.format(tenant="acme", user="user-1", room="0123456789abcdef")
     except (KeyError, IndexError, ValueError) as exc:
         raise ValueError(
-            f"video call template {template!r} may use only {{tenant}} and {{user}} ({exc})"
+            f"video call template {template!r} may use only {{tenant}}, {{user}} and {{room}}"
+            f" ({exc})"
         ) from None
     if not sample.startswith(("https://", "http://")):
         raise ValueError(f"video call template {template!r} does not make an http(s) link")
