@@ -23,7 +23,7 @@ from .actors import Feed, Registry, Snapshotter, SummaryWriter, feed_channels, r
 from .alerts import Notifier
 from .clock import Clock
 from .config import Settings
-from .demo import ensure_demo_tenant
+from .demo import demo_base_url, ensure_demo_tenant
 from .http import AppServices, Hub, TenantDirectory, create_app, serve_http
 from .persist import EventStore, RetentionService, snapshot_store
 
@@ -129,7 +129,7 @@ async def run_service(
                     # (close 1001), so their pages reconnect to the next process.
                     http.start_soon(_close_dashboards, shutdown, hub)
                     if settings.demo:
-                        await _start_demo(store, tenants, binds[0])
+                        await _start_demo(store, tenants, binds[0], settings.public_url)
                     log.info("tippen-rt listening on %s", ", ".join(binds))
                     task_status.started(binds)
                 # serve_http has returned: no request is in flight any more.
@@ -149,9 +149,12 @@ async def _close_dashboards(shutdown: trio.Event, hub: Hub) -> None:
     hub.close()
 
 
-async def _start_demo(store: EventStore, tenants: TenantDirectory, base_url: str) -> None:
-    access = await store.write(lambda conn: ensure_demo_tenant(conn, base_url))
+async def _start_demo(
+    store: EventStore, tenants: TenantDirectory, bound_url: str, public_url: str
+) -> None:
+    access = await store.write(lambda conn: ensure_demo_tenant(conn, bound_url, public_url))
     await tenants.reload()
+    base_url = demo_base_url(bound_url, public_url)
     print(
         "\n"
         f"  tippen-rt demo is running at {base_url}\n"
