@@ -1,7 +1,7 @@
 """Issue 3's benchmark: 100,000 live user actors against a 1 s polling detector.
 
 Everything runs in this process, on trio's default (real) clock, one phase
-after the other (about 5 minutes; ``--quick``: 10,000 users, about 1.5):
+after the other (about 7 minutes; ``--quick``: 10,000 users, about 1.5):
 
 (a) ``actors (GcGuard)``: a real :class:`Registry` (its :class:`GcGuard` as
     is) and a :class:`Feed`.  N users each get a first batch through
@@ -18,8 +18,13 @@ after the other (about 5 minutes; ``--quick``: 10,000 users, about 1.5):
     background load applied to the dict.  Idle CPU and lateness as in (a);
     memory as the Python heap of the states (tracemalloc), since RSS does not
     shrink after (a).
-(c) ``actors, no gc.freeze``: (a) with a GcGuard that never freezes and a
-    20 s window, to show what freezing buys (no idle or memory figures).
+(c) ``actors, no gc.freeze``: (a) with a GcGuard that never freezes after
+    spawns or steps (only after generation 1 and 2 collections) and a 20 s
+    window, to show what freezing buys (no idle or memory figures).
+(c2) ``actors, young GC by count``: (a) exactly (same plan and seed) with
+    a GcGuard whose young collections come only from CPython's allocation
+    count, as before actor steps drove them too (``collect_every_steps``):
+    the baseline of that change.
 (d) tracemalloc over spawning 20,000 actors: heap per actor and the
     allocation sites it comes from.
 
@@ -841,10 +846,25 @@ async def _main(
                     plan,
                     plan.nofreeze_spread_s,
                     lead,
-                    GcGuard(freeze_every=sys.maxsize),
+                    GcGuard(freeze_every=sys.maxsize, collect_every_steps=sys.maxsize),
                     watch,
                     measure_idle=False,
                     seed=3,
+                )
+            )
+            _cleanup()
+            # The GcGuard before young collections were also driven by actor
+            # steps (CPython's own allocation count only): the same plan as (a).
+            outcomes.append(
+                await actors_run(
+                    "actors, young GC by count",
+                    plan,
+                    plan.spread_s,
+                    plan.lead_s,
+                    GcGuard(collect_every_steps=sys.maxsize),
+                    watch,
+                    measure_idle=False,
+                    seed=1,
                 )
             )
             _cleanup()
@@ -872,7 +892,7 @@ def run(opts: Options) -> Report:
     """Run the three phases and return the report."""
     plan = Plan.for_options(opts)
     outcomes, watch, (anatomy_kib, sites) = trio.run(_main, plan)
-    a, p, nf = outcomes
+    a, p, nf, bc = outcomes
     report = Report(
         NAME,
         params={
@@ -908,7 +928,12 @@ def run(opts: Options) -> Report:
             "preempted",
         ],
     )
-    for o, spread in ((a, plan.spread_s), (p, plan.spread_s), (nf, plan.nofreeze_spread_s)):
+    for o, spread in (
+        (a, plan.spread_s),
+        (p, plan.spread_s),
+        (nf, plan.nofreeze_spread_s),
+        (bc, plan.spread_s),
+    ):
         ms, wake = o.fires.ms(0), o.fires.ms(1)
         lat.add(
             o.label,
@@ -948,6 +973,7 @@ def run(opts: Options) -> Report:
     # RSS deltas after the first phase say nothing: freed memory is reused.
     res.add(p.label, p.spawn_s, None, p.heap_per_user_kib, p.idle_cpu_pct, p.idle_next_deadline_s)
     res.add(nf.label, nf.spawn_s, None, None, None, None)
+    res.add(bc.label, bc.spawn_s, None, None, None, None)
 
     anat = Table(
         f"what a live actor is made of: tracemalloc over spawning {min(plan.users, 20_000):,}"
@@ -1018,10 +1044,12 @@ def run(opts: Options) -> Report:
     )
     a_window = a.window_phase
     nf_spawn, a_spawn = nf.spawn_phase, a.spawn_phase
+    bc_window = bc.window_phase
     assert a_window is not None and nf_spawn is not None and a_spawn is not None
+    assert bc_window is not None
     report.tables += [lat, res, gct, anat, targets]
 
-    for o in (a, p, nf):
+    for o in (a, p, nf, bc):
         if o.off_plan_targets:
             report.notes.append(
                 f"{o.label}: {o.off_plan_targets} users' deadlines could not be placed as planned"
@@ -1070,9 +1098,14 @@ def run(opts: Options) -> Report:
     lat_figs("actors", a)
     lat_figs("polling", p)
     lat_figs("nofreeze", nf)
+    lat_figs("bycount", bc)
     report.figures.update(
         actors_window_lag_max_ms=round(a_window.lag_ms(100), 2),
         actors_window_lag_p99_ms=round(a_window.lag_ms(99), 3),
+        actors_window_gen0_max_ms=round(a_window.gc_max_ms(0), 2),
+        actors_window_gen1_max_ms=round(a_window.gc_max_ms(1), 2),
+        bycount_window_gen0_max_ms=round(bc_window.gc_max_ms(0), 2),
+        bycount_window_gen1_max_ms=round(bc_window.gc_max_ms(1), 2),
         actors_spawn_lag_max_ms=round(a_spawn.lag_ms(100), 2),
         nofreeze_spawn_lag_max_ms=round(nf_spawn.lag_ms(100), 2),
         nofreeze_spawn_gen2_max_ms=round(nf_spawn.gc_max_ms(2), 2),

@@ -27,6 +27,19 @@ async def test_one_actor_per_user(live: Live, autojump_clock: MockClock) -> None
     assert state is not None and state.total_events == 2
 
 
+async def test_every_actor_step_counts_towards_a_young_collection(
+    live: Live, autojump_clock: MockClock
+) -> None:
+    guard = live.registry.gc_guard
+    guard.uninstall()  # only steps (and spawns) freeze now, not CPython's own collections
+    guard.collect_every_steps = 3
+    before = guard.freezes
+    for _ in range(6):
+        await live.send("a", CLICK)
+    await trio.testing.wait_all_tasks_blocked()
+    assert guard.freezes - before == 2
+
+
 async def test_session_ends_after_thirty_quiet_minutes(
     live: Live, autojump_clock: MockClock
 ) -> None:

@@ -193,6 +193,7 @@ class Registry:
         key = state.key
         if self._receivers.get(key) is not mailbox:
             return False
+        self._gc.stepped()
         if not final:
             self._latest[key] = state
         if changed:
