@@ -889,7 +889,7 @@ def _cleanup() -> None:
 
 
 def run(opts: Options) -> Report:
-    """Run the three phases and return the report."""
+    """Run the phases and return the report."""
     plan = Plan.for_options(opts)
     outcomes, watch, (anatomy_kib, sites) = trio.run(_main, plan)
     a, p, nf, bc = outcomes

@@ -81,18 +81,14 @@ class GcGuard:
         self._spawned += 1
         if self._spawned >= self.freeze_every:
             self._spawned = 0
-            gc.collect(0)  # drop young garbage first so it is not frozen
-            gc.freeze()
-            self.freezes += 1
+            self._freeze_young()
 
     def stepped(self) -> None:
         """Count an actor step; collect the young generation after enough of them."""
         self._steps += 1
         if self._steps >= self.collect_every_steps:
             self._steps = 0
-            gc.collect(0)
-            gc.freeze()
-            self.freezes += 1
+            self._freeze_young()
 
     def settle(self) -> None:
         """Freeze what a periodic burst of work left alive (a snapshot round).
@@ -108,7 +104,10 @@ class GcGuard:
             frozen = gc.get_freeze_count()
             if frozen > max(FROZEN_FLOOR, FROZEN_PER_ACTOR * self._live):
                 self._collect_frozen(frozen)
-        gc.collect(0)
+        self._freeze_young()
+
+    def _freeze_young(self) -> None:
+        gc.collect(0)  # drop young garbage first so it is not frozen
         gc.freeze()
         self.freezes += 1
 

@@ -1,4 +1,4 @@
-"""Snapshots in Redis: one hash, written with pipelined HSETs and HDELs each round.
+"""Snapshots in Redis: one hash, written each round with HSETs, then pipelined HDELs.
 
 redis-py's synchronous client runs in worker threads (``trio.to_thread``);
 no asyncio anywhere in the process.
