@@ -10,16 +10,18 @@ import pytest
 import trio
 import trio.testing
 
-from tippen_rt.events import validate_batch
+from tippen_rt.events import Batch, validate_batch
 from tippen_rt.persist import (
     MIGRATIONS,
     EventStore,
+    InsertResult,
     StoreBusy,
     StoreClosed,
     connect,
     count_events,
     create_tenant,
     insert_batch,
+    insert_batches,
     migrate,
 )
 from tippen_rt.tenants import Tenant
@@ -80,6 +82,89 @@ async def test_replayed_batch_id_is_stored_once(store: EventStore, tenant: Tenan
     assert (first.stored, first.duplicate) == (3, False)
     assert (again.stored, again.duplicate) == (3, True)
     assert await store.read(count_events) == 3
+
+
+async def _held(store: EventStore, nursery: trio.Nursery) -> threading.Event:
+    """Occupy the writer thread until the returned event is set, so jobs queue up."""
+    release = threading.Event()
+    nursery.start_soon(store.write, lambda c: release.wait(10))
+    await trio.testing.wait_all_tasks_blocked()
+    return release
+
+
+async def test_queued_batches_share_one_combined_call(store: EventStore, tenant: Tenant) -> None:
+    calls: list[int] = []
+
+    def counted(conn: sqlite3.Connection, items: list[tuple[int, Batch]]) -> list[InsertResult]:
+        calls.append(len(items))
+        return insert_batches(conn, items)
+
+    results: list[InsertResult] = []
+
+    async def one(batch: Batch) -> None:
+        results.append(await store.write_combined_nowait(counted, (tenant.id, batch), rows=3))
+
+    async with trio.open_nursery() as nursery:
+        release = await _held(store, nursery)
+        for i in range(10):
+            nursery.start_soon(one, _batch(tenant, 3, batchId=f"c-{i}"))
+        await trio.testing.wait_all_tasks_blocked()
+        release.set()
+    assert calls == [10]
+    assert [r.stored for r in results] == [3] * 10
+    assert await store.read(count_events) == 30
+
+
+async def test_a_failing_item_fails_alone_in_a_combined_call(
+    store: EventStore, tenant: Tenant
+) -> None:
+    def picky(conn: sqlite3.Connection, items: list[tuple[int, Batch]]) -> list[InsertResult]:
+        if any(batch.batch_id == "bad" for _, batch in items):
+            insert_batches(conn, items)  # half done when it fails: must be undone
+            raise ValueError("bad batch")
+        return insert_batches(conn, items)
+
+    outcomes: dict[str, object] = {}
+
+    async def one(batch_id: str) -> None:
+        job = store.write_combined_nowait(picky, (tenant.id, _batch(tenant, 2, batchId=batch_id)))
+        try:
+            outcomes[batch_id] = (await job).stored
+        except ValueError as exc:
+            outcomes[batch_id] = str(exc)
+
+    async with trio.open_nursery() as nursery:
+        release = await _held(store, nursery)
+        for batch_id in ("a", "bad", "b"):
+            nursery.start_soon(one, batch_id)
+        await trio.testing.wait_all_tasks_blocked()
+        release.set()
+    assert outcomes == {"a": 2, "bad": "bad batch", "b": 2}
+    assert await store.read(count_events) == 4
+
+
+def test_insert_batches_is_insert_batch_in_order(tmp_path: Path) -> None:
+    conn = connect(tmp_path / "i.db")
+    migrate(conn)
+    conn.execute("BEGIN")
+    tenant, _ = create_tenant(conn, "t")
+    seen = _batch(tenant, 2, batchId="seen")
+    insert_batch(conn, tenant.id, seen)
+    items = [
+        (tenant.id, _batch(tenant, 3, batchId="new")),
+        (tenant.id, seen),  # stored before: a replay
+        (tenant.id, _batch(tenant, 4, batchId="new")),  # same id as the first, later
+        (tenant.id, _batch(tenant, 5)),  # no id: always stored
+        (tenant.id, _batch(tenant, 0, batchId="empty")),
+    ]
+    got = [(r.stored, r.duplicate) for r in insert_batches(conn, items)]
+    assert got == [(3, False), (2, True), (3, True), (5, False), (0, False)]
+    assert count_events(conn) == 2 + 3 + 5
+    # 1,300 rows in one call: more than one statement's worth of parameters.
+    big = [(tenant.id, _batch(tenant, 50)) for _ in range(26)]
+    assert sum(r.stored for r in insert_batches(conn, big)) == 1300
+    assert count_events(conn) == 10 + 1300
+    conn.execute("COMMIT")
 
 
 async def test_full_queue_sheds_load(tmp_path: Path) -> None:

@@ -8,14 +8,13 @@ only when the commit is done is it handed to the actors and acknowledged.
 from __future__ import annotations
 
 import logging
-from functools import partial
 
 import trio
 from quart import Blueprint, Response, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from ..events import BadInput, Batch, parse_batch
-from ..persist import StoreBusy, StoreClosed, insert_batch
+from ..persist import StoreBusy, StoreClosed, insert_batches
 from ..tenants import Tenant, verify_user_hash
 from ._client import client_address
 from ._errors import error_response
@@ -135,9 +134,8 @@ async def _track(svc: AppServices, origin: str | None) -> Response:
             )
         _check_identity(tenant, batch)
         try:
-            result = await svc.store.write_nowait(
-                partial(insert_batch, tenant_id=tenant.id, batch=batch),
-                rows=len(batch.events) or 1,
+            result = await svc.store.write_combined_nowait(
+                insert_batches, (tenant.id, batch), rows=len(batch.events) or 1
             )
         except (StoreBusy, StoreClosed):
             return error_response(

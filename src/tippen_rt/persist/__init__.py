@@ -32,7 +32,7 @@ from ._alerts import (
     undelivered_alert_ids,
 )
 from ._event_store import EventStore, StoreBusy, StoreClosed, StoreStats, run_inline
-from ._events import InsertResult, count_events, insert_batch
+from ._events import InsertResult, count_events, insert_batch, insert_batches
 from ._retention_service import RetentionService, SweepReport
 from ._schema import MIGRATIONS, connect, migrate, open_database
 from ._snapshot_redis import RedisSnapshotStore
@@ -91,6 +91,7 @@ __all__ = [
     "get_tenant_by_name",
     "give_up_update",
     "insert_batch",
+    "insert_batches",
     "last_alert_sent_at",
     "list_alerts",
     "list_tenants",

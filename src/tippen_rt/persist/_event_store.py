@@ -4,8 +4,11 @@ Callers hand it a *job* (a function of the connection) and await the commit.
 One writer task takes every job queued while the previous transaction ran,
 runs them all in one transaction in a worker thread (each under its own
 SAVEPOINT, so one failing job does not sink the others), commits once, and
-then wakes every waiter.  A caller that has been woken knows its rows are
-committed: that is what lets ingest answer "stored".
+then wakes every waiter.  Jobs that *combine* (ingest's batches) run as one
+call for all of them that are queued side by side, so a group of 25 batches
+costs a few SQLite statements rather than a hundred.  A caller that has
+been woken knows its rows are committed: that is what lets ingest answer
+"stored".
 
 Reads use a second connection (WAL lets it read while the writer writes).
 """
@@ -14,7 +17,7 @@ from __future__ import annotations
 
 import logging
 import sqlite3
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Generic, TypeVar
@@ -26,6 +29,10 @@ from ._schema import connect, migrate
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+Item = TypeVar("Item")
+
+#: A job that combines: ``fn(conn, items)`` returns one result per item, in order.
+Combined = Callable[[sqlite3.Connection, list[Item]], Sequence[T]]
 
 
 Offload = Callable[..., Awaitable[Any]]
@@ -47,8 +54,10 @@ class StoreClosed(Exception):
 
 @dataclass(eq=False, slots=True)
 class _Job(Generic[T]):
-    fn: Callable[[sqlite3.Connection], T]
+    fn: Callable[[sqlite3.Connection], T] | None
     rows: int
+    combined: Combined[Any, T] | None = None
+    item: Any = None
     done: trio.Event = field(default_factory=trio.Event)
     result: Any = None
     error: BaseException | None = None
@@ -168,6 +177,23 @@ class EventStore:
             raise StoreClosed("event store is closed") from None
         return await self._wait(job)
 
+    async def write_combined_nowait(self, fn: Combined[Item, T], item: Item, *, rows: int = 1) -> T:
+        """Queue ``item`` for ``fn(conn, [item, ...])``; raise :class:`StoreBusy` if full.
+
+        Every job of the same ``fn`` queued next to this one in a commit group
+        runs in the same call, which must return one result per item, in
+        order.  If that call raises, each item runs again alone (under its own
+        savepoint), so only the item at fault gets the error.
+        """
+        job: _Job[T] = _Job(None, rows, fn, item)
+        try:
+            self._send.send_nowait(job)
+        except trio.WouldBlock:
+            raise StoreBusy("too many writes queued") from None
+        except (trio.ClosedResourceError, trio.BrokenResourceError):
+            raise StoreClosed("event store is closed") from None
+        return await self._wait(job)
+
     @staticmethod
     async def _wait(job: _Job[T]) -> T:
         await job.done.wait()
@@ -199,14 +225,17 @@ class EventStore:
         assert conn is not None
         try:
             conn.execute("BEGIN IMMEDIATE")
-            for job in jobs:
-                conn.execute("SAVEPOINT job")
-                try:
-                    job.result = job.fn(conn)
-                except Exception as exc:  # the job's own failure: undo just it
-                    job.error = exc
-                    conn.execute("ROLLBACK TO job")
-                conn.execute("RELEASE job")
+            start = 0
+            while start < len(jobs):
+                combined = jobs[start].combined
+                end = start + 1
+                if combined is None:
+                    _run_alone(conn, jobs[start])
+                else:
+                    while end < len(jobs) and jobs[end].combined is combined:
+                        end += 1
+                    _run_combined(conn, combined, jobs[start:end])
+                start = end
             conn.execute("COMMIT")
         except Exception as exc:
             log.exception("group commit of %d jobs failed", len(jobs))
@@ -243,3 +272,38 @@ class EventStore:
             rows=self._rows,
             queued_jobs=self._send.statistics().current_buffer_used,
         )
+
+
+def _run_alone(conn: sqlite3.Connection, job: _Job[Any]) -> None:
+    conn.execute("SAVEPOINT job")
+    try:
+        if job.combined is not None:
+            job.result = job.combined(conn, [job.item])[0]
+        else:
+            assert job.fn is not None
+            job.result = job.fn(conn)
+    except Exception as exc:  # the job's own failure: undo just it
+        job.error = exc
+        conn.execute("ROLLBACK TO job")
+    conn.execute("RELEASE job")
+
+
+def _run_combined(conn: sqlite3.Connection, fn: Combined[Any, Any], jobs: list[_Job[Any]]) -> None:
+    if len(jobs) == 1:
+        _run_alone(conn, jobs[0])
+        return
+    conn.execute("SAVEPOINT jobs")
+    try:
+        results = fn(conn, [job.item for job in jobs])
+        if len(results) != len(jobs):
+            raise RuntimeError(f"{fn!r} returned {len(results)} results for {len(jobs)} items")
+    except Exception:
+        # Someone's item is at fault: undo the call, and find out whose.
+        conn.execute("ROLLBACK TO jobs")
+        conn.execute("RELEASE jobs")
+        for job in jobs:
+            _run_alone(conn, job)
+        return
+    conn.execute("RELEASE jobs")
+    for job, result in zip(jobs, results, strict=True):
+        job.result = result
