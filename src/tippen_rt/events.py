@@ -200,70 +200,71 @@ def validate_batch(doc: Any, now_ms: int, limits: Limits = DEFAULT_LIMITS) -> Ba
 
 
 def _event(raw: Any, i: int, offset: int, now_ms: int, limits: Limits) -> Event:
-    where = f"events[{i}]"
     if not isinstance(raw, dict):
-        raise BadInput("invalid_event", f"{where} must be an object", where)
+        raise BadInput("invalid_event", f"events[{i}] must be an object", f"events[{i}]")
     type_name = raw.get("type")
     etype = _EVENT_TYPES.get(type_name) if isinstance(type_name, str) else None
     if etype is None:
         known = ", ".join(t.value for t in EventType)
         raise BadInput(
             "unknown_event_type",
-            f"{where}.type {str(type_name)[:40]!r} is not one of {known}",
-            f"{where}.type",
+            f"events[{i}].type {str(type_name)[:40]!r} is not one of {known}",
+            f"events[{i}].type",
         )
-    client_ts = _req_ms(raw, "timestamp", where)
+    client_ts = _req_ms(raw, "timestamp", i)
     ts = client_ts + offset
     if abs(ts - now_ms) > limits.max_clock_skew_ms:
         raise BadInput(
             "timestamp_out_of_range",
-            f"{where}.timestamp is more than {limits.max_clock_skew_ms // 3_600_000} h "
+            f"events[{i}].timestamp is more than {limits.max_clock_skew_ms // 3_600_000} h "
             "away from server time",
-            f"{where}.timestamp",
+            f"events[{i}].timestamp",
         )
-    route = _opt_str(raw, "route", limits.route_chars, where)
+    route = _opt_str(raw, "route", limits.route_chars, i)
     if etype is EventType.ROUTE:
         if route is None:
-            raise BadInput("missing_field", f"{where}.route is required", f"{where}.route")
+            raise BadInput("missing_field", f"events[{i}].route is required", f"events[{i}].route")
         return Event(etype, ts, client_ts, route)
     if etype is EventType.HEARTBEAT:
         return Event(etype, ts, client_ts, route)
     if etype is EventType.CLICK:
-        element = _req_str(raw, "element", limits.element_chars, where)
-        text = _opt_str(raw, "text", limits.text_chars, where)
+        element = _req_str(raw, "element", limits.element_chars, i)
+        text = _opt_str(raw, "text", limits.text_chars, i)
         return Event(etype, ts, client_ts, route, element, text)
-    fields: dict[str, Any] = {}
+    # Every other type returns here, positionally: building the tuple is most
+    # of what validation costs per event.
     if etype is EventType.FORM_SUBMIT:
-        fields["form_id"] = _opt_str(raw, "formId", limits.form_chars, where)
-    elif etype is EventType.PAGE_TIME:
+        form_id = _opt_str(raw, "formId", limits.form_chars, i)
+        return Event(etype, ts, client_ts, route, None, None, form_id)
+    if etype is EventType.PAGE_TIME:
         duration = raw.get("duration")
         if not _is_number(duration) or duration < 0 or duration > limits.max_duration_ms:
             raise BadInput(
                 "invalid_field",
-                f"{where}.duration must be a number of ms from 0 to {limits.max_duration_ms}",
-                f"{where}.duration",
+                f"events[{i}].duration must be a number of ms from 0 to {limits.max_duration_ms}",
+                f"events[{i}].duration",
             )
-        fields["duration_ms"] = int(duration)
-    elif etype is EventType.ERROR:
-        fields["message"] = _req_str(raw, "message", limits.message_chars, where)
-        fields["source"] = _opt_str(raw, "source", limits.source_chars, where)
-        fields["stack"] = _opt_str(raw, "stack", limits.stack_chars, where)
-    elif etype is EventType.CUSTOM:
-        fields["name"] = _req_str(raw, "name", limits.name_chars, where)
-        fields["data"] = _custom_data(raw, where, limits)
-    elif etype is EventType.VISIBILITY:
-        state = raw.get("state")
-        if state not in VISIBILITY_STATES:
-            raise BadInput(
-                "invalid_field",
-                f"{where}.state must be one of {', '.join(VISIBILITY_STATES)}",
-                f"{where}.state",
-            )
-        fields["visibility"] = state
-    return Event(type=etype, timestamp=ts, client_timestamp=client_ts, route=route, **fields)
+        return Event(etype, ts, client_ts, route, duration_ms=int(duration))
+    if etype is EventType.ERROR:
+        message = _req_str(raw, "message", limits.message_chars, i)
+        source = _opt_str(raw, "source", limits.source_chars, i)
+        stack = _opt_str(raw, "stack", limits.stack_chars, i)
+        return Event(etype, ts, client_ts, route, message=message, source=source, stack=stack)
+    if etype is EventType.CUSTOM:
+        name = _req_str(raw, "name", limits.name_chars, i)
+        return Event(etype, ts, client_ts, route, name=name, data=_custom_data(raw, i, limits))
+    assert etype is EventType.VISIBILITY
+    state = raw.get("state")
+    if state not in VISIBILITY_STATES:
+        raise BadInput(
+            "invalid_field",
+            f"events[{i}].state must be one of {', '.join(VISIBILITY_STATES)}",
+            f"events[{i}].state",
+        )
+    return Event(etype, ts, client_ts, route, visibility=state)
 
 
-def _custom_data(raw: Mapping[str, Any], where: str, limits: Limits) -> str | None:
+def _custom_data(raw: Mapping[str, Any], i: int, limits: Limits) -> str | None:
     if "data" not in raw or raw["data"] is None:
         return None
     try:
@@ -271,13 +272,13 @@ def _custom_data(raw: Mapping[str, Any], where: str, limits: Limits) -> str | No
     except (TypeError, orjson.JSONEncodeError):
         # orjson refuses integers beyond 64 bits and nesting deeper than 254.
         raise BadInput(
-            "invalid_field", f"{where}.data cannot be stored as JSON", f"{where}.data"
+            "invalid_field", f"events[{i}].data cannot be stored as JSON", f"events[{i}].data"
         ) from None
     if len(text) > limits.data_bytes:
         raise BadInput(
             "field_too_long",
-            f"{where}.data is {len(text)} bytes as JSON; the limit is {limits.data_bytes}",
-            f"{where}.data",
+            f"events[{i}].data is {len(text)} bytes as JSON; the limit is {limits.data_bytes}",
+            f"events[{i}].data",
         )
     return text.decode()
 
@@ -286,11 +287,12 @@ def _is_number(value: Any) -> TypeGuard[int | float]:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
-def _path(where: str | None, key: str) -> str:
-    return f"{where}.{key}" if where else key
+def _path(where: int | None, key: str) -> str:
+    """The field's name in error messages: ``events[3].route``, or ``userId``."""
+    return key if where is None else f"events[{where}].{key}"
 
 
-def _req_str(doc: Mapping[str, Any], key: str, max_chars: int, where: str | None = None) -> str:
+def _req_str(doc: Mapping[str, Any], key: str, max_chars: int, where: int | None = None) -> str:
     value = doc.get(key)
     if value is None:
         raise BadInput("missing_field", f"{_path(where, key)} is required", _path(where, key))
@@ -301,7 +303,7 @@ def _req_str(doc: Mapping[str, Any], key: str, max_chars: int, where: str | None
 
 
 def _opt_str(
-    doc: Mapping[str, Any], key: str, max_chars: int, where: str | None = None
+    doc: Mapping[str, Any], key: str, max_chars: int, where: int | None = None
 ) -> str | None:
     value = doc.get(key)
     if value is None:
@@ -309,7 +311,9 @@ def _opt_str(
     return _check_str(value, key, max_chars, where)
 
 
-def _check_str(value: Any, key: str, max_chars: int, where: str | None) -> str:
+def _check_str(value: Any, key: str, max_chars: int, where: int | None) -> str:
+    if type(value) is str and len(value) <= max_chars and "\x00" not in value:
+        return value  # the common case, checked in one go
     if not isinstance(value, str):
         raise BadInput("invalid_field", f"{_path(where, key)} must be a string", _path(where, key))
     if len(value) > max_chars:
@@ -325,16 +329,21 @@ def _check_str(value: Any, key: str, max_chars: int, where: str | None) -> str:
     return value
 
 
+_MS_LIMIT = 253_402_300_800_000  # year 10000 in ms since the epoch
+
+
 def _opt_ms(doc: Mapping[str, Any], key: str) -> int | None:
     if doc.get(key) is None:
         return None
     return _req_ms(doc, key, None)
 
 
-def _req_ms(doc: Mapping[str, Any], key: str, where: str | None) -> int:
+def _req_ms(doc: Mapping[str, Any], key: str, where: int | None) -> int:
     value = doc.get(key)
+    if type(value) is int and 0 <= value < _MS_LIMIT:
+        return value  # the common case: no float or bool checks needed
     # 0 .. year 9999 in ms; anything else is not a time.
-    if not _is_number(value) or not 0 <= value < 253_402_300_800_000:
+    if not _is_number(value) or not 0 <= value < _MS_LIMIT:
         raise BadInput(
             "invalid_field",
             f"{_path(where, key)} must be a time in milliseconds since the epoch",

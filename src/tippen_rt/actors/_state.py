@@ -8,9 +8,10 @@ they were handed without copying, and it can never change under them.
 from __future__ import annotations
 
 import dataclasses
+import operator
 from dataclasses import dataclass
 
-from ..events import Batch, EventType
+from ..events import INTERACTION_TYPES, Batch, Event, EventType
 from ..tenants import TenantSettings
 from ._triggers import Trigger
 
@@ -92,6 +93,9 @@ def new_state(tenant_id: int, batch: Batch, now: float) -> UserState:
     )
 
 
+_BY_TIMESTAMP = operator.itemgetter(Event._fields.index("timestamp"))
+
+
 def _event_time(timestamp_ms: int, now: float) -> float:
     # Skew-corrected client time, never later than the server's now: a client
     # clock can not push a user's deadlines into the future.
@@ -119,33 +123,44 @@ def apply_batch(state: UserState, batch: Batch, now: float, th: TenantSettings) 
     total_errors, last_error, last_message = s.total_errors, s.last_error_at, s.last_error_message
 
     # Order by time: batches from one page are ordered, but retries may not be.
-    for event in sorted(batch.events, key=lambda e: e.timestamp):
-        t = _event_time(event.timestamp, now)
-        last_event = max(last_event, t)
+    # Written for speed (it runs for every event the service takes): locals,
+    # no helper calls, comparisons instead of min()/max().
+    ROUTE, ERROR, VISIBILITY, PAGE_TIME = (
+        EventType.ROUTE,
+        EventType.ERROR,
+        EventType.VISIBILITY,
+        EventType.PAGE_TIME,
+    )
+    interaction_types = INTERACTION_TYPES
+    for event in sorted(batch.events, key=_BY_TIMESTAMP):
+        t = event.timestamp / 1000.0
+        if t > now:
+            t = now  # skew-corrected client time, never later than the server's now
+        if t > last_event:
+            last_event = t
         etype = event.type
-        if unloaded_at is not None and t >= unloaded_at and etype is not EventType.VISIBILITY:
+        if unloaded_at is not None and t >= unloaded_at and etype is not VISIBILITY:
             unloaded_at = None  # they came back
-        if etype is EventType.ERROR:
+        if etype is ERROR:
             errors.append(t)
             total_errors += 1
             if last_error is None or t >= last_error:
                 last_error, last_message = t, event.message
             continue
-        if etype is EventType.VISIBILITY:
-            if event.visibility == "visible":
+        if etype is VISIBILITY:
+            shown = event.visibility
+            if shown == "visible":
                 unloaded_at = None
                 if not visible:
                     visible, visible_since = True, t
-            elif event.visibility == "hidden":
+            else:
                 visible = False
-            else:  # unload
-                visible = False
-                unloaded_at = t
-            if event.visibility == "hidden" or event.visibility == "unload":
+                if shown != "hidden":  # unload
+                    unloaded_at = t
                 continue
-        elif etype is EventType.PAGE_TIME:
+        elif etype is PAGE_TIME:
             continue  # says how long a page was shown; no presence now
-        elif event.is_interaction:
+        elif etype in interaction_types:
             if last_interaction is None or t > last_interaction:
                 last_interaction = t
             interactions.append(t)
@@ -154,11 +169,11 @@ def apply_batch(state: UserState, batch: Batch, now: float, th: TenantSettings) 
         # heartbeat, visible, and interactions prove presence
         if t - presence > presence_timeout_s:
             present_since = t
-        presence = max(presence, t)
-        if (etype is EventType.ROUTE and event.route is not None and event.route != route) or (
-            route is None and event.route is not None
-        ):
-            route, route_entered = event.route, t
+        if t > presence:
+            presence = t
+        event_route = event.route
+        if event_route is not None and (route is None or (etype is ROUTE and event_route != route)):
+            route, route_entered = event_route, t
 
     interactions.sort()
     errors.sort()
