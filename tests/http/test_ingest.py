@@ -216,6 +216,22 @@ async def test_preflight_only_for_known_origins(client: Any, tenant: Tenant) -> 
     assert "Access-Control-Allow-Origin" not in refused.headers
 
 
+async def test_a_post_gets_only_the_cors_headers_it_needs(client: Any, tenant: Tenant) -> None:
+    preflight = await client.options(
+        TRACK_PATH, headers={"Origin": ORIGIN, "Access-Control-Request-Method": "POST"}
+    )
+    assert preflight.headers["Access-Control-Allow-Headers"] == "Content-Type"
+    assert preflight.headers["Access-Control-Max-Age"] == "600"
+    response = await post(client, make_batch(tenant), headers={"Origin": ORIGIN})
+    assert response.status_code == 200
+    assert response.headers["Access-Control-Allow-Origin"] == ORIGIN
+    assert response.headers["Access-Control-Expose-Headers"] == "Retry-After"
+    assert response.headers["Vary"] == "Origin"
+    # Preflight-only headers mean nothing on the POST itself.
+    for name in ("Access-Control-Allow-Methods", "Access-Control-Allow-Headers"):
+        assert name not in response.headers
+
+
 async def test_tenants_added_while_running_are_found(
     client: Any, store: EventStore, services: AppServices, autojump_clock: Any
 ) -> None:

@@ -32,13 +32,24 @@ RETRY_AFTER_S = "1"
 
 
 def _cors_headers(origin: str) -> dict[str, str]:
+    """What a response to a cross-origin POST needs for the page to read it.
+
+    Retry-After is exposed so the tracker can honour it on 429 and 503.
+    """
     return {
         "Access-Control-Allow-Origin": origin,
+        "Access-Control-Expose-Headers": "Retry-After",
+        "Vary": "Origin",
+    }
+
+
+def _preflight_headers(origin: str) -> dict[str, str]:
+    """The answer to an allowed preflight: what may be sent, cached for 10 minutes."""
+    return {
+        **_cors_headers(origin),
         "Access-Control-Allow-Methods": "POST, OPTIONS",
         "Access-Control-Allow-Headers": "Content-Type",
         "Access-Control-Max-Age": "600",
-        "Access-Control-Expose-Headers": "Retry-After",
-        "Vary": "Origin",
     }
 
 
@@ -47,7 +58,7 @@ async def preflight() -> Response:
     """CORS preflight: allowed only for origins some tenant lists."""
     origin = request.headers.get("Origin")
     if origin and await services().tenants.origin_known(origin):
-        return Response(b"", status=204, headers=_cors_headers(origin))
+        return Response(b"", status=204, headers=_preflight_headers(origin))
     return error_response(
         BadInput("origin_not_allowed", "this origin may not send events", None, status=403)
     )
