@@ -168,14 +168,7 @@ class EventStore:
 
     async def write_nowait(self, fn: Callable[[sqlite3.Connection], T], *, rows: int = 1) -> T:
         """Like :meth:`write`, but raise :class:`StoreBusy` at once if the queue is full."""
-        job: _Job[T] = _Job(fn, rows)
-        try:
-            self._send.send_nowait(job)
-        except trio.WouldBlock:
-            raise StoreBusy("too many writes queued") from None
-        except (trio.ClosedResourceError, trio.BrokenResourceError):
-            raise StoreClosed("event store is closed") from None
-        return await self._wait(job)
+        return await self._run_nowait(_Job(fn, rows))
 
     async def write_combined_nowait(self, fn: Combined[Item, T], item: Item, *, rows: int = 1) -> T:
         """Queue ``item`` for ``fn(conn, [item, ...])``; raise :class:`StoreBusy` if full.
@@ -186,6 +179,9 @@ class EventStore:
         savepoint), so only the item at fault gets the error.
         """
         job: _Job[T] = _Job(None, rows, fn, item)
+        return await self._run_nowait(job)
+
+    async def _run_nowait(self, job: _Job[T]) -> T:
         try:
             self._send.send_nowait(job)
         except trio.WouldBlock:
