@@ -208,22 +208,22 @@ def _event(raw: Any, i: int, offset: int, now_ms: int, limits: Limits) -> Event:
         known = ", ".join(t.value for t in EventType)
         raise BadInput(
             "unknown_event_type",
-            f"events[{i}].type {str(type_name)[:40]!r} is not one of {known}",
-            f"events[{i}].type",
+            f"{_path(i, 'type')} {str(type_name)[:40]!r} is not one of {known}",
+            _path(i, "type"),
         )
     client_ts = _req_ms(raw, "timestamp", i)
     ts = client_ts + offset
     if abs(ts - now_ms) > limits.max_clock_skew_ms:
         raise BadInput(
             "timestamp_out_of_range",
-            f"events[{i}].timestamp is more than {limits.max_clock_skew_ms // 3_600_000} h "
+            f"{_path(i, 'timestamp')} is more than {limits.max_clock_skew_ms // 3_600_000} h "
             "away from server time",
-            f"events[{i}].timestamp",
+            _path(i, "timestamp"),
         )
     route = _opt_str(raw, "route", limits.route_chars, i)
     if etype is EventType.ROUTE:
         if route is None:
-            raise BadInput("missing_field", f"events[{i}].route is required", f"events[{i}].route")
+            raise BadInput("missing_field", f"{_path(i, 'route')} is required", _path(i, "route"))
         return Event(etype, ts, client_ts, route)
     if etype is EventType.HEARTBEAT:
         return Event(etype, ts, client_ts, route)
@@ -241,8 +241,8 @@ def _event(raw: Any, i: int, offset: int, now_ms: int, limits: Limits) -> Event:
         if not _is_number(duration) or duration < 0 or duration > limits.max_duration_ms:
             raise BadInput(
                 "invalid_field",
-                f"events[{i}].duration must be a number of ms from 0 to {limits.max_duration_ms}",
-                f"events[{i}].duration",
+                f"{_path(i, 'duration')} must be a number of ms from 0 to {limits.max_duration_ms}",
+                _path(i, "duration"),
             )
         return Event(etype, ts, client_ts, route, duration_ms=int(duration))
     if etype is EventType.ERROR:
@@ -258,8 +258,8 @@ def _event(raw: Any, i: int, offset: int, now_ms: int, limits: Limits) -> Event:
     if state not in VISIBILITY_STATES:
         raise BadInput(
             "invalid_field",
-            f"events[{i}].state must be one of {', '.join(VISIBILITY_STATES)}",
-            f"events[{i}].state",
+            f"{_path(i, 'state')} must be one of {', '.join(VISIBILITY_STATES)}",
+            _path(i, "state"),
         )
     return Event(etype, ts, client_ts, route, visibility=state)
 
@@ -272,13 +272,13 @@ def _custom_data(raw: Mapping[str, Any], i: int, limits: Limits) -> str | None:
     except (TypeError, orjson.JSONEncodeError):
         # orjson refuses integers beyond 64 bits and nesting deeper than 254.
         raise BadInput(
-            "invalid_field", f"events[{i}].data cannot be stored as JSON", f"events[{i}].data"
+            "invalid_field", f"{_path(i, 'data')} cannot be stored as JSON", _path(i, "data")
         ) from None
     if len(text) > limits.data_bytes:
         raise BadInput(
             "field_too_long",
-            f"events[{i}].data is {len(text)} bytes as JSON; the limit is {limits.data_bytes}",
-            f"events[{i}].data",
+            f"{_path(i, 'data')} is {len(text)} bytes as JSON; the limit is {limits.data_bytes}",
+            _path(i, "data"),
         )
     return text.decode()
 

@@ -14,7 +14,7 @@ _EVENT_COLUMNS = (
     " element_text, form_id, duration_ms, error_message, error_source, error_stack,"
     " event_name, event_data, visibility, timestamp, client_timestamp, received_at"
 )
-_EVENT_WIDTH = 19
+_EVENT_WIDTH = _EVENT_COLUMNS.count(",") + 1
 _INSERT_EVENTS = f"INSERT INTO user_activity_events ({_EVENT_COLUMNS}) VALUES "
 _INSERT_KEYS = (
     "INSERT INTO ingest_batches (tenant_id, user_id, batch_id, event_count, received_at) VALUES "
