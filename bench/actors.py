@@ -269,7 +269,11 @@ def bench_tenants(plan: Plan) -> list[Tenant]:
     tenants = []
     for k in range(count):
         x = STEP_S * (k + 1)
-        settings = TenantSettings(stuck_on_page_s=x, inactivity_s=x, presence_timeout_s=presence)
+        # Presence and activity outlast every threshold: users stay "active"
+        # (stuck needs input going on) and never go away during the run.
+        settings = TenantSettings(
+            stuck_on_page_s=x, inactivity_s=x, presence_timeout_s=presence, idle_after_s=presence
+        )
         tenants.append(
             Tenant(
                 id=k + 1,
@@ -386,16 +390,17 @@ def deadline_of(s: UserState, trigger: Trigger, th: TenantSettings) -> float | N
 
     None for "multiple errors": it fires on the batch that brings the error, not on a timer.
     """
+    there_since = max(s.visible_since, s.present_since)
     if trigger is Trigger.STUCK_ON_PAGE:
-        return max(s.route_entered_at, s.visible_since, s.present_since) + th.stuck_on_page_s
+        return max(s.route_entered_at, s.input_since, there_since) + th.stuck_on_page_s
     if trigger is Trigger.LONG_INACTIVITY:
-        last = s.last_interaction_at if s.last_interaction_at is not None else s.session_started_at
-        return last + th.inactivity_s
+        last = s.last_input_at if s.last_input_at is not None else s.session_started_at
+        return max(last, there_since) + th.inactivity_s
     if trigger is Trigger.LOW_ACTIVITY:
         window, needed = th.low_activity_window_s, th.low_activity_min_events
         recent = s.recent_interactions
         quiet = recent[-needed] + window if len(recent) >= needed else -math.inf
-        return max(s.session_started_at + window, quiet)
+        return max(max(s.session_started_at, there_since) + window, quiet)
     return None
 
 

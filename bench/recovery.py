@@ -579,7 +579,7 @@ async def rounds_step(args: dict[str, Any]) -> dict[str, Any]:
     timer_tenant = bench_tenant(
         TENANTS + 1,
         "timers",
-        TenantSettings(stuck_on_page_s=TIMER_STUCK_S, presence_timeout_s=600.0),
+        TenantSettings(stuck_on_page_s=TIMER_STUCK_S, presence_timeout_s=600.0, idle_after_s=600.0),
     )
     probe = Probe()
     gc.callbacks.append(probe.gc_callback)
@@ -590,7 +590,8 @@ async def rounds_step(args: dict[str, Any]) -> dict[str, Any]:
     async def on_trigger(message: TriggerMessage) -> None:
         if isinstance(message, TriggerFired) and message.state.tenant_id == timer_tenant.id:
             s = message.state
-            deadline = max(s.route_entered_at, s.visible_since, s.present_since) + TIMER_STUCK_S
+            there = max(s.route_entered_at, s.input_since, s.visible_since, s.present_since)
+            deadline = there + TIMER_STUCK_S
             fired[s.user_id] = (clock.now() - deadline, message.at - deadline)
 
     async def run(store: EventStore) -> None:

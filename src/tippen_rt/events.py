@@ -32,7 +32,9 @@ __all__ = [
     "Event",
     "EventType",
     "Limits",
+    "heartbeat_data",
     "parse_batch",
+    "read_heartbeat_data",
     "validate_batch",
 ]
 
@@ -121,6 +123,10 @@ class Event(NamedTuple):
     name: str | None = None
     data: str | None = None  # JSON text of custom data
     visibility: str | None = None
+    #: Heartbeats: real input events (pointer, keyboard, scroll, touch) since
+    #: the previous heartbeat, and whether the page had focus; None if not said.
+    input_count: int | None = None
+    focused: bool | None = None
 
     @property
     def is_interaction(self) -> bool:
@@ -226,7 +232,7 @@ def _event(raw: Any, i: int, offset: int, now_ms: int, limits: Limits) -> Event:
             raise BadInput("missing_field", f"{_path(i, 'route')} is required", _path(i, "route"))
         return Event(etype, ts, client_ts, route)
     if etype is EventType.HEARTBEAT:
-        return Event(etype, ts, client_ts, route)
+        return _heartbeat(raw, i, ts, client_ts, route)
     if etype is EventType.CLICK:
         element = _req_str(raw, "element", limits.element_chars, i)
         text = _opt_str(raw, "text", limits.text_chars, i)
@@ -262,6 +268,61 @@ def _event(raw: Any, i: int, offset: int, now_ms: int, limits: Limits) -> Event:
             _path(i, "state"),
         )
     return Event(etype, ts, client_ts, route, visibility=state)
+
+
+#: Most input events one heartbeat may report (a count, never content).
+MAX_INPUT_COUNT = 1_000_000
+
+
+def _heartbeat(raw: Mapping[str, Any], i: int, ts: int, client_ts: int, route: str | None) -> Event:
+    count = raw.get("input")
+    focused = raw.get("focused")
+    if count is None and focused is None:
+        return Event(EventType.HEARTBEAT, ts, client_ts, route)
+    if count is not None and (type(count) is not int or not 0 <= count <= MAX_INPUT_COUNT):
+        raise BadInput(
+            "invalid_field",
+            f"{_path(i, 'input')} must be a whole number from 0 to {MAX_INPUT_COUNT}",
+            _path(i, "input"),
+        )
+    if focused is not None and not isinstance(focused, bool):
+        raise BadInput(
+            "invalid_field", f"{_path(i, 'focused')} must be true or false", _path(i, "focused")
+        )
+    return Event(
+        EventType.HEARTBEAT,
+        ts,
+        client_ts,
+        route,
+        data=heartbeat_data(count, focused),
+        input_count=count,
+        focused=focused,
+    )
+
+
+def heartbeat_data(count: int | None, focused: bool | None) -> str:
+    """What a heartbeat stores in ``event_data``: ``{"input": n, "focused": b}`` (JSON)."""
+    doc: dict[str, Any] = {}
+    if count is not None:
+        doc["input"] = count
+    if focused is not None:
+        doc["focused"] = focused
+    return orjson.dumps(doc).decode()
+
+
+def read_heartbeat_data(data: str) -> tuple[int | None, bool | None]:
+    """``(input count, focused)`` back from a stored heartbeat's ``event_data``."""
+    try:
+        doc = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return None, None
+    if not isinstance(doc, dict):
+        return None, None
+    count, focused = doc.get("input"), doc.get("focused")
+    return (
+        count if type(count) is int else None,
+        focused if isinstance(focused, bool) else None,
+    )
 
 
 def _custom_data(raw: Mapping[str, Any], i: int, limits: Limits) -> str | None:

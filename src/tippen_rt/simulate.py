@@ -2,16 +2,20 @@
 
 Each user is one trio task that behaves like a person in an app with the
 tracker embedded: it moves between pages, clicks, submits forms, sends a
-heartbeat while its page is visible, and hands its events over in batches
-(every ``flush_s`` or at 50 events), exactly as the tracker would post them.
-Who they are decides what the dashboard will see:
+heartbeat that says how much input there was since the last one, and hands
+its events over in batches (every ``flush_s`` or at 50 events), exactly as
+the tracker would post them.  Who they are decides what the dashboard will
+see:
 
 ``browser``  moves around normally (nothing to do for support);
-``stuck``    reaches the checkout page and stays there, clicking "Pay" (stuck on page);
+``stuck``    reaches the checkout page and stays there, clicking "Pay" and
+             fiddling with the form (stuck on page);
 ``erring``   hits bursts of JavaScript errors on the reports page (repeated errors);
 ``idle``     a free trial that opens the app and then does nothing (low activity,
-             long inactivity);
-``leaver``   looks around for a minute or two and closes the tab.
+             long inactivity; shown idle);
+``leaver``   looks around for a minute or two and closes the tab;
+``vanisher`` looks around, then the browser vanishes without a goodbye
+             (crash, laptop lid): shown away, then gone, and never alerted.
 
 It runs for ``duration_s`` and then stops: every request loop is bounded.
 """
@@ -40,8 +44,8 @@ __all__ = ["PERSONAS", "SimulationStats", "persona_for", "simulate"]
 TRACK_PATH = "/api/track/user-activity"
 MAX_BATCH = 50
 
-PERSONAS = ("browser", "stuck", "erring", "idle", "leaver")
-_WEIGHTS = (45, 15, 15, 15, 10)
+PERSONAS = ("browser", "stuck", "erring", "idle", "leaver", "vanisher")
+_WEIGHTS = (40, 15, 15, 15, 10, 5)
 
 ROUTES = {
     "/dashboard": ["/projects", "/reports", "/settings", "/billing"],
@@ -150,6 +154,10 @@ class SimUser:
     entered_ms: int = 0
     pending: list[dict[str, Any]] = field(default_factory=list)
     last_flush: float = 0.0
+    #: Input events (pointer, keyboard) since the last heartbeat.
+    inputs: int = 0
+    #: Moving the mouse and typing all the time (the stuck persona).
+    fidgeting: bool = False
     batch_numbers: itertools.count[int] = field(default_factory=itertools.count)
 
     def push(self, kind: str, **fields: Any) -> None:
@@ -166,6 +174,7 @@ class SimUser:
 
     def click(self) -> None:
         element, text = self.rng.choice(BUTTONS.get(self.route, DEFAULT_BUTTONS))
+        self.inputs += self.rng.randint(2, 12)  # the pointer moved there, then clicked
         self.push("click", element=element, text=text)
 
     async def flush(self, *, force: bool = False) -> None:
@@ -219,7 +228,10 @@ class SimUser:
             wake = min(end, next_beat, self.last_flush + self.flush_s if self.pending else end)
             await trio.sleep(max(0.0, wake - now))
             if trio.current_time() >= next_beat:
-                self.push("heartbeat")
+                if self.fidgeting:
+                    self.inputs += self.rng.randint(5, 40)
+                self.push("heartbeat", input=self.inputs, focused=True)
+                self.inputs = 0
                 next_beat += self.heartbeat_s
             await self.flush()
 
@@ -257,6 +269,7 @@ class SimUser:
         for _ in range(self.rng.randint(1, 3)):
             await self._browse_step()
         self.go("/billing/checkout")
+        self.fidgeting = True
         while True:  # clicks "Pay", nothing happens, tries again
             await self.wait(self.rng.uniform(20.0, 60.0))
             self.click()
@@ -291,6 +304,13 @@ class SimUser:
         self.push("visibility", state="hidden")
         self.push("visibility", state="unload")
         await self.flush(force=True)
+
+    async def _vanisher(self) -> None:
+        for _ in range(self.rng.randint(2, 6)):
+            await self._browse_step()
+        await self.flush(force=True)
+        self.pending.clear()  # the browser is gone: nothing more is ever sent
+        await trio.sleep_forever()
 
 
 def _identity(rng: random.Random, number: int) -> tuple[str, str]:

@@ -90,8 +90,10 @@ class TenantSettings:
     error_burst_count: int = 3  # fires when MORE than this many errors ...
     error_window_s: float = 5 * 60  # ... fall within this window
     inactivity_s: float = 15 * 60
-    # Presence
-    presence_timeout_s: float = 90.0  # no heartbeat for this long: not "still there"
+    # Presence (docs/presence.md)
+    presence_timeout_s: float = 90.0  # no heartbeat for this long: "away"
+    idle_after_s: float = 60.0  # visible, no input for this long: "idle"
+    away_end_s: float = 5 * 60  # "away" for this long: the session ends ("gone")
     session_timeout_s: float = 30 * 60
     unload_grace_s: float = 60.0
     # Alerts
@@ -103,6 +105,46 @@ class TenantSettings:
     # Data
     retention_days: int = 90
     require_user_hash: bool = False
+
+    #: The thresholds ``tippen-rt tenant set --set NAME=VALUE`` changes (docs/presence.md).
+    THRESHOLDS = (
+        "stuck_on_page_s",
+        "low_activity_window_s",
+        "low_activity_min_events",
+        "error_burst_count",
+        "error_window_s",
+        "inactivity_s",
+        "presence_timeout_s",
+        "idle_after_s",
+        "away_end_s",
+        "session_timeout_s",
+        "unload_grace_s",
+        "retention_days",
+    )
+
+    @classmethod
+    def threshold_changes(cls, assignments: list[str]) -> dict[str, Any]:
+        """``["stuck_on_page_s=120", ...]`` as checked changes; ValueError says what is wrong."""
+        changes: dict[str, Any] = {}
+        for assignment in assignments:
+            name, sep, text = assignment.partition("=")
+            name = name.strip()
+            if not sep or name not in cls.THRESHOLDS:
+                raise ValueError(
+                    f"--set takes NAME=VALUE with NAME one of {', '.join(cls.THRESHOLDS)};"
+                    f" got {assignment!r}"
+                )
+            try:
+                value = float(text)
+            except ValueError:
+                raise ValueError(f"--set {name}: {text!r} is not a number") from None
+            counts = name in ("low_activity_min_events", "error_burst_count", "retention_days")
+            if counts and value != int(value):
+                raise ValueError(f"--set {name}: must be a whole number")
+            if not 0 < value < 10**9 and not (counts and value == 0 and name != "retention_days"):
+                raise ValueError(f"--set {name}: must be more than 0")
+            changes[name] = int(value) if counts else value
+        return changes
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any]) -> TenantSettings:

@@ -87,6 +87,16 @@ class Live:
             if isinstance(m, TriggerCleared) and (user is None or m.state.user_id == user)
         ]
 
+    def left_triggers(self, user: str | None = None) -> list[tuple[Trigger, float]]:
+        """(trigger, seconds since start) for every episode that ended as "user left"."""
+        return [
+            (m.trigger, round(m.at - T0, 3))
+            for m in self.feed.recent_triggers[self.tenant.id]
+            if isinstance(m, TriggerCleared)
+            and m.user_left
+            and (user is None or m.state.user_id == user)
+        ]
+
     def left(self) -> list[tuple[str, float, str]]:
         """(user, seconds since start, reason) for every session that ended."""
         return [

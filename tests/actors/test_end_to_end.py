@@ -60,7 +60,7 @@ async def test_a_trigger_fires_at_the_right_time_after_http_posts(
     await post({"type": "route", "route": "/billing"})
     for t in range(30, 331, 30):
         await trio.sleep_until(clock.to_trio(T0 + t))
-        await post({"type": "heartbeat"})
+        await post({"type": "heartbeat", "input": 3, "focused": True})
     fired = [
         (m.trigger, m.at - T0)
         for m in feed.recent_triggers[tenant.id]

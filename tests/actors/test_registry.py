@@ -11,6 +11,7 @@ from tippen_rt.actors import Feed, Registry, feed_channels
 from tippen_rt.clock import Clock
 from tippen_rt.events import validate_batch
 from tippen_rt.persist import EventStore
+from tippen_rt.tenants import TenantSettings
 
 from .conftest import T0, TENANT, Live
 
@@ -40,18 +41,39 @@ async def test_every_actor_step_counts_towards_a_young_collection(
     assert guard.freezes - before == 2
 
 
-async def test_session_ends_after_thirty_quiet_minutes(
+async def test_session_ends_five_minutes_after_the_user_went_away(
     live: Live, autojump_clock: MockClock
 ) -> None:
     await live.send("ann", ROUTE, tier="paid")
+    for t in range(30, 601, 30):
+        await live.at(t)
+        await live.send("ann", {"type": "heartbeat"}, tier="paid")
+    # The browser vanished after 600 s: away at 690, gone 5 min later.
+    await live.at(689.9)
+    state = live.registry.state(1, "ann")
+    assert state is not None and state.presence == "idle"
+    await live.at(690)
+    state = live.registry.state(1, "ann")
+    assert state is not None and (state.presence, state.presence_since) == ("away", T0 + 600)
+    await live.at(989.9)
+    assert live.registry.live_count == 1
+    await live.at(991)
+    assert live.left() == [("ann", 990.0, "no heartbeat for 6 min")]
+    assert live.registry.live_count == 0
+    assert live.registry.state(1, "ann") is None
+
+
+async def test_session_ends_after_thirty_quiet_minutes(
+    live: Live, autojump_clock: MockClock
+) -> None:
+    patient = TenantSettings(presence_timeout_s=3600)
+    await live.send("ann", ROUTE, tier="paid", settings=patient)
     await live.at(600)
-    await live.send("ann", {"type": "heartbeat"}, tier="paid")
+    await live.send("ann", {"type": "heartbeat"}, tier="paid", settings=patient)
     await live.at(2399.9)
     assert live.registry.live_count == 1
     await live.at(2401)
     assert live.left() == [("ann", 2400.0, "session timed out")]
-    assert live.registry.live_count == 0
-    assert live.registry.state(1, "ann") is None
 
 
 async def test_unload_ends_the_session_after_the_grace_period(

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from typing import Any
 
+import orjson
 import pytest
 import trio
 from hypothesis import given
@@ -14,6 +16,7 @@ from trio.testing import MockClock
 
 from tippen_rt.actors import (
     Feed,
+    Presence,
     Registry,
     SnapshotError,
     Snapshotter,
@@ -35,7 +38,7 @@ from tippen_rt.persist import (
     create_tenant,
     insert_batch,
 )
-from tippen_rt.tenants import Tenant
+from tippen_rt.tenants import Tenant, TenantSettings
 
 from ..support.redis_server import RedisServer
 from .conftest import T0, Live
@@ -55,9 +58,17 @@ times = st.floats(0, 2e9, allow_nan=False)
         last_interaction_at=st.none() | times,
         current_route=st.none() | st.text(max_size=30),
         recent_errors=st.lists(times, max_size=5).map(tuple),
-        active=st.lists(st.tuples(st.sampled_from(list(Trigger)), times), max_size=4).map(tuple),
+        active=st.lists(
+            st.tuples(st.sampled_from(list(Trigger)), times, st.text(max_size=20)), max_size=4
+        ).map(tuple),
         needs_support=st.booleans(),
         last_alert_sent_at=st.none() | times,
+        last_input_at=st.none() | times,
+        input_since=times,
+        focused=st.none() | st.booleans(),
+        presence=st.sampled_from([p.value for p in Presence]),
+        presence_since=times,
+        observed_from=times,
     ),
     taken=times,
 )
@@ -65,8 +76,33 @@ def test_snapshots_round_trip(state: UserState, taken: float) -> None:
     assert decode_state(encode_state(state, taken)) == (state, taken)
 
 
+def test_a_version_1_snapshot_is_read_with_presence_from_what_it_knew() -> None:
+    # Written by the release before presence: 28 fields, episodes without reasons.
+    v1 = [1, T0 + 60, 1, "ann", "ann@example.com", "paid", T0, T0 + 50, T0 + 40, "/billing"]
+    v1 += [T0, True, T0, T0 + 50, T0, None, [T0 + 40], [], 3, 0, None, None]
+    v1 += [[["stuck_on_page", T0 + 45]], [["stuck_on_page", T0 + 45]], True, T0 + 45]
+    v1 += [None, None, None, 0]
+    state, taken = decode_state(orjson.dumps(v1))
+    assert taken == T0 + 60
+    assert state.active == ((Trigger.STUCK_ON_PAGE, T0 + 45, "Stuck on a page"),)
+    assert state.last_fired == ((Trigger.STUCK_ON_PAGE, T0 + 45),)
+    assert (state.last_input_at, state.input_since) == (T0 + 40, T0 + 40)
+    assert (state.presence, state.presence_since, state.focused) == ("active", T0 + 50, None)
+    assert state.current_route == "/billing" and state.total_events == 3
+
+
 @pytest.mark.parametrize(
-    "blob", [b"", b"{", b"[2, 1.0]", b"[1, 1.0, 2]", b'"x"', b"[1, 1.0" + b", null" * 30 + b"]"]
+    "blob",
+    [
+        b"",
+        b"{",
+        b"[2, 1.0]",
+        b"[1, 1.0, 2]",
+        b"[3, 1.0]",
+        b'"x"',
+        b"[1, 1.0" + b", null" * 28 + b"]",
+        b"[2, 1.0" + b", null" * 34 + b"]",
+    ],
 )
 def test_unreadable_snapshots_are_refused(blob: bytes) -> None:
     with pytest.raises(SnapshotError):
@@ -163,7 +199,8 @@ async def send_stored(
 
 ROUTE = {"type": "route", "route": "/billing"}
 CLICK = {"type": "click", "element": "b"}
-BEAT = {"type": "heartbeat"}
+BEAT = {"type": "heartbeat", "input": 0}
+TYPING = {"type": "heartbeat", "input": 5, "focused": True}
 
 
 @pytest.fixture
@@ -180,29 +217,53 @@ async def test_graceful_restart_keeps_state_and_remaining_timer(
         await send_stored(live, store, "ann", ROUTE, CLICK)
         for t in (30, 60, 90, 120):
             await live.at(t)
-            await send_stored(live, store, "ann", BEAT)
+            await send_stored(live, store, "ann", TYPING)
         before = live.registry.state(tenant.id, "ann")
-    await trio.sleep_until(clock.to_trio(T0 + 180))  # 60 s of downtime
+    await trio.sleep_until(clock.to_trio(T0 + 150))  # 30 s of downtime
     async with incarnation(store, snapshots, tenant, clock) as live:
-        assert live.registry.state(tenant.id, "ann") == before
-        for t in (180, 210, 240, 270, 300, 330):
+        assert live.registry.state(tenant.id, "ann") == replace(before, observed_from=T0 + 150)
+        for t in (150, 180, 210, 240, 270, 300, 330):
             await live.at(t)
-            await send_stored(live, store, "ann", BEAT)
-        # 5 minutes on the page counted across the restart: fires at 300, not 480.
+            await send_stored(live, store, "ann", TYPING)
+        # 5 minutes of trying on the page, counted across the restart: fires at 300.
         assert live.fired("ann") == [(Trigger.STUCK_ON_PAGE, 300.0)]
 
 
-async def test_a_trigger_due_during_downtime_fires_right_after_start(
+async def test_a_trigger_due_during_downtime_fires_once_the_user_is_seen_again(
     world: Any, autojump_clock: MockClock
 ) -> None:
     store, snapshots, tenant, clock = world
     async with incarnation(store, snapshots, tenant, clock) as live:
         await send_stored(live, store, "fay", ROUTE, CLICK, CLICK, tier="free_trial")
+        for t in (30, 60, 90):
+            await live.at(t)
+            await send_stored(live, store, "fay", BEAT, tier="free_trial")
         await live.at(100)
     await trio.sleep_until(clock.to_trio(T0 + 1000))  # inactivity was due at 900
     async with incarnation(store, snapshots, tenant, clock) as live:
-        fired = live.fired("fay")
-        assert (Trigger.LONG_INACTIVITY, 1000.0) in fired
+        # Restored, but nothing from the browser yet: no alert on a guess.
+        await live.at(1010)
+        assert live.fired("fay") == []
+        state = live.registry.state(tenant.id, "fay")
+        assert state is not None and state.presence == "idle"
+        # The tracker's retry arrives with the heartbeats it kept meanwhile.
+        await send_stored(live, store, "fay", BEAT, tier="free_trial")
+        assert (Trigger.LONG_INACTIVITY, 1010.0) in live.fired("fay")
+
+
+async def test_a_restored_user_never_heard_from_again_leaves(
+    world: Any, autojump_clock: MockClock
+) -> None:
+    store, snapshots, tenant, clock = world
+    async with incarnation(store, snapshots, tenant, clock) as live:
+        await send_stored(live, store, "fay", ROUTE, tier="free_trial")
+        await live.at(30)
+    await trio.sleep_until(clock.to_trio(T0 + 1000))
+    async with incarnation(store, snapshots, tenant, clock) as live:
+        await live.at(3000)
+        assert live.fired("fay") == []
+        # Away 90 s after the restart, gone 5 min later.
+        assert live.left() == [("fay", 1390.0, "no heartbeat for 23 min")]
 
 
 async def test_a_fired_trigger_does_not_fire_again_after_restart(
@@ -290,8 +351,11 @@ async def test_only_changed_users_are_written_each_round(
         await send_stored(live, store, "b", CLICK)
         await live.at(6)
         assert (snapshotter.rounds, snapshotter.written) == (3, 4)
-        await live.at(60)
+        await live.at(59)
         assert snapshotter.rounds == 3  # nothing changed: nothing written, no wake-ups
+        await live.at(62)
+        # a and c go idle at 60 s (b at 63 s): a change of presence is a change
+        assert (snapshotter.rounds, snapshotter.written) == (4, 6)
 
 
 async def test_after_a_crash_only_events_after_the_watermark_are_read(
@@ -299,7 +363,10 @@ async def test_after_a_crash_only_events_after_the_watermark_are_read(
 ) -> None:
     # An idle user's snapshot is old, but the last round's watermark says it
     # is still current: recovery reads only the recent events.
-    store, snapshots, tenant, clock = world
+    store, snapshots, _, clock = world
+    # Presence that lasts an hour: nothing about "idle" changes without events.
+    patient = TenantSettings(presence_timeout_s=3600, idle_after_s=3600)
+    tenant, _ = await store.write(lambda c: create_tenant(c, "patient", [], patient))
     async with crashing(snapshots, tenant, clock) as (live, snapshotter):
         await send_stored(live, store, "idle", ROUTE)
         await snapshotter.save_round()

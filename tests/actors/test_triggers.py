@@ -27,34 +27,57 @@ BEAT = {"type": "heartbeat"}
 ERROR = {"type": "error", "message": "TypeError: boom"}
 
 
-async def heartbeats(live: Live, user: str, until: float, every: float = 30, **kw: object) -> None:
-    """The tracker's heartbeat while the page is visible, up to ``until``."""
+async def heartbeats(
+    live: Live, user: str, until: float, every: float = 30, input: int = 0, **kw: object
+) -> None:
+    """The tracker's heartbeat up to ``until``, reporting ``input`` events each."""
     t = live.t()
+    beat = {"type": "heartbeat", "input": input, "focused": input > 0}
     while t + every <= until:
         t += every
         await live.at(t)
-        await live.send(user, BEAT, **kw)  # type: ignore[arg-type]
+        await live.send(user, beat, **kw)  # type: ignore[arg-type]
 
 
 # ---- stuck on page ---------------------------------------------------------
 
 
-async def test_stuck_fires_at_five_minutes_not_before(
+async def test_stuck_fires_after_five_minutes_of_input_on_one_page(
     live: Live, autojump_clock: MockClock
 ) -> None:
     await live.send("ann", ROUTE, tier="paid")
-    await heartbeats(live, "ann", until=299, tier="paid")
+    await heartbeats(live, "ann", until=299, input=4, tier="paid")
     await live.at(299.999)
     assert live.fired("ann") == []
-    await heartbeats(live, "ann", until=330, tier="paid")
+    await heartbeats(live, "ann", until=330, input=4, tier="paid")
     assert live.fired("ann") == [(STUCK, 300.0)]
+
+
+async def test_an_idle_visible_tab_is_idle_not_stuck(live: Live, autojump_clock: MockClock) -> None:
+    await live.send("ann", ROUTE, tier="paid")
+    await heartbeats(live, "ann", until=1200, tier="paid")  # page open, nobody touching it
+    assert live.fired("ann") == []
+    state = live.registry.state(1, "ann")
+    assert state is not None
+    assert (state.presence, state.presence_since - T0) == ("idle", 60.0)
+
+
+async def test_a_pause_in_input_restarts_the_stuck_clock(
+    live: Live, autojump_clock: MockClock
+) -> None:
+    await live.send("ann", ROUTE, tier="paid")
+    await heartbeats(live, "ann", until=240, input=3, tier="paid")
+    await heartbeats(live, "ann", until=360, tier="paid")  # reads for two minutes
+    assert live.fired("ann") == []
+    await heartbeats(live, "ann", until=720, input=3, tier="paid")  # trying again from 6:30
+    assert live.fired("ann") == [(STUCK, 690.0)]
 
 
 async def test_stuck_fires_once_per_episode_and_again_after_recovery(
     live: Live, autojump_clock: MockClock
 ) -> None:
     await live.send("ann", ROUTE, tier="paid")
-    await heartbeats(live, "ann", until=900, tier="paid")  # 15 min on one page
+    await heartbeats(live, "ann", until=900, input=2, tier="paid")  # 15 min on one page
     assert live.fired("ann") == [(STUCK, 300.0)]
     state = live.registry.state(1, "ann")
     assert state is not None and state.needs_support
@@ -64,38 +87,52 @@ async def test_stuck_fires_once_per_episode_and_again_after_recovery(
     state = live.registry.state(1, "ann")
     assert state is not None and not state.needs_support
     # ... and five more minutes on the next page is a new episode.
-    await heartbeats(live, "ann", until=1260, tier="paid")
+    await heartbeats(live, "ann", until=1260, input=2, tier="paid")
     assert live.fired("ann") == [(STUCK, 300.0), (STUCK, 1200.0)]
+
+
+async def test_a_stuck_user_who_pauses_stays_stuck(live: Live, autojump_clock: MockClock) -> None:
+    await live.send("ann", ROUTE, tier="paid")
+    await heartbeats(live, "ann", until=330, input=2, tier="paid")
+    await heartbeats(live, "ann", until=900, tier="paid")  # stares at the screen
+    assert live.fired("ann") == [(STUCK, 300.0)]
+    assert live.cleared("ann") == []
 
 
 async def test_stuck_needs_a_visible_page(live: Live, autojump_clock: MockClock) -> None:
     await live.send("ann", ROUTE, tier="paid")
     await live.at(60)
     await live.send("ann", {"type": "visibility", "state": "hidden"}, tier="paid")
-    await live.at(600)  # hidden tab: no heartbeats, no trigger
+    await heartbeats(live, "ann", until=600, tier="paid")  # a background tab
     assert live.fired("ann") == []
+    state = live.registry.state(1, "ann")
+    assert state is not None and state.presence == "hidden"
     await live.send("ann", {"type": "visibility", "state": "visible"}, tier="paid")
-    await heartbeats(live, "ann", until=899, tier="paid")
-    assert live.fired("ann") == []  # visible again only since 10:00
-    await heartbeats(live, "ann", until=930, tier="paid")
-    assert live.fired("ann") == [(STUCK, 900.0)]
+    await heartbeats(live, "ann", until=929, input=1, tier="paid")
+    assert live.fired("ann") == []  # visible again since 10:00, input since 10:30
+    await heartbeats(live, "ann", until=960, input=1, tier="paid")
+    assert live.fired("ann") == [(STUCK, 930.0)]
 
 
 async def test_stuck_needs_the_user_to_be_there(live: Live, autojump_clock: MockClock) -> None:
     await live.send("ann", ROUTE, tier="paid")
-    await live.at(1200)  # no heartbeat at all: the page is open but nobody is there
+    await live.at(1200)  # no heartbeat at all: the browser is gone
     assert live.fired("ann") == []
 
 
-async def test_stuck_episode_ends_when_heartbeats_stop(
+async def test_an_episode_ends_as_user_left_when_heartbeats_stop(
     live: Live, autojump_clock: MockClock
 ) -> None:
     await live.send("ann", ROUTE, tier="paid")
-    await heartbeats(live, "ann", until=330, tier="paid")
+    await heartbeats(live, "ann", until=330, input=1, tier="paid")
     assert live.fired("ann") == [(STUCK, 300.0)]
     await live.at(600)
-    # Last heartbeat at 330 s; presence lapses 90 s later.
+    # Last heartbeat at 330 s; the user is away 90 s later.
     assert live.cleared("ann") == [(STUCK, 420.0)]
+    assert live.left_triggers("ann") == [(STUCK, 420.0)]
+    state = live.registry.state(1, "ann")
+    assert state is not None
+    assert (state.presence, state.presence_since - T0) == ("away", 330.0)
 
 
 # ---- low activity (free trial) ----------------------------------------------
@@ -107,9 +144,9 @@ async def test_low_activity_fires_when_the_session_is_ten_minutes_old(
     await live.send("fay", ROUTE)
     await live.at(60)
     await live.send("fay", CLICK)  # 2 interactions in the first 10 min
-    await live.at(599.999)
+    await heartbeats(live, "fay", until=599.999, input=1)
     assert LOW not in [t for t, _ in live.fired("fay")]
-    await live.at(601)
+    await heartbeats(live, "fay", until=630, input=1)
     assert (LOW, 600.0) in live.fired("fay")
 
 
@@ -121,15 +158,16 @@ async def test_low_activity_boundary_is_the_third_interaction_leaving_the_window
         await live.at(t)
         await live.send("fay", CLICK)
     # At 10:00 the clicks at 1, 2 and 3 min are inside the window: 3, not < 3.
-    await live.at(659.999)
+    await heartbeats(live, "fay", until=659.999)
     assert LOW not in [t for t, _ in live.fired("fay")]
     # The click at 1:00 leaves the window at 11:00: two are left.
-    await live.at(661)
+    await heartbeats(live, "fay", until=690)
     assert (LOW, 660.0) in live.fired("fay")
 
 
 async def test_low_activity_clears_with_activity(live: Live, autojump_clock: MockClock) -> None:
     await live.send("fay", ROUTE)
+    await heartbeats(live, "fay", until=700)
     await live.at(700)
     assert (LOW, 600.0) in live.fired("fay")
     for _ in range(3):
@@ -162,8 +200,9 @@ async def test_the_fourth_error_within_five_minutes_fires_at_once(
     await live.send("eve", ERROR, tier=tier)
     assert (ERRORS, 200.0) in live.fired("eve")
     # Episode ends when the oldest of the burst (t=10) leaves the window.
-    await live.at(400)
+    await heartbeats(live, "eve", until=400, tier=tier)
     assert (ERRORS, 310.0) in live.cleared("eve")
+    assert live.left_triggers("eve") == []
 
 
 async def test_four_errors_spread_over_more_than_five_minutes_do_not_fire(
@@ -220,7 +259,7 @@ async def test_thresholds_are_per_tenant(live: Live, autojump_clock: MockClock) 
     assert live.fired("ann") == []
     await live.send("ann", ERROR, tier="paid", settings=quick)
     assert live.fired("ann") == [(ERRORS, 0.0)]
-    await heartbeats(live, "ann", until=61, every=20, tier="paid", settings=quick)
+    await heartbeats(live, "ann", until=61, every=20, input=1, tier="paid", settings=quick)
     assert (STUCK, 60.0) in live.fired("ann")
 
 

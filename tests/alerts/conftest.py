@@ -109,11 +109,13 @@ class Env:
         tid = self.tenant.id
         return (await self.store.read(lambda c: list_alerts(c, tid, user_id=user, limit=1)))[0]
 
-    async def clear(self, user: str = "ann", trigger: Trigger = Trigger.STUCK_ON_PAGE) -> None:
-        """The user recovers from ``trigger`` now."""
+    async def clear(
+        self, user: str = "ann", trigger: Trigger = Trigger.STUCK_ON_PAGE, *, left: bool = False
+    ) -> None:
+        """The user recovers from ``trigger`` now (or leaves, with ``left``)."""
         now = self.clock.now()
         await self.notifier.on_trigger(
-            TriggerCleared(user_state(self.tenant.id, user, now), trigger, now)
+            TriggerCleared(user_state(self.tenant.id, user, now), trigger, now, user_left=left)
         )
 
     async def alerts(self, user: str | None = None) -> list[Alert]:

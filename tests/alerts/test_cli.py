@@ -190,3 +190,40 @@ def test_bad_settings_are_refused_and_nothing_is_saved(
     conn.close()
     assert json.loads(stored)["slack_bot_token"] == ""
     assert json.loads(stored)["video_call_template"] == "https://meet.jit.si/tippen-{tenant}-{room}"
+
+
+def test_thresholds_are_set_by_name_and_checked(
+    db: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, _ = run(
+        "tenant",
+        "set",
+        "acme",
+        "--set",
+        "stuck_on_page_s=120",
+        "--set",
+        "idle_after_s=30",
+        "--set",
+        "error_burst_count=5",
+        capsys=capsys,
+    )
+    assert code == 0
+    assert "stuck_on_page_s=120" in out and "idle_after_s=30" in out
+    conn = open_database(db)
+    settings = get_tenant_by_name(conn, "acme").settings
+    conn.close()
+    assert (settings.stuck_on_page_s, settings.idle_after_s) == (120, 30)
+    assert settings.error_burst_count == 5 and isinstance(settings.error_burst_count, int)
+    for bad, says in [
+        ("slack_bot_token=x", "NAME one of"),
+        ("idle_after_s", "NAME one of"),
+        ("idle_after_s=soon", "is not a number"),
+        ("idle_after_s=0", "more than 0"),
+        ("presence_timeout_s=-90", "more than 0"),
+        ("error_burst_count=2.5", "whole number"),
+    ]:
+        code, _, err = run("tenant", "set", "acme", "--set", bad, capsys=capsys)
+        assert code == 2 and says in err, (bad, err)
+    conn = open_database(db)
+    assert get_tenant_by_name(conn, "acme").settings == settings  # nothing changed
+    conn.close()

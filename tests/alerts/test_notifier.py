@@ -211,7 +211,26 @@ async def test_bot_mode_updates_the_message_on_resolve(
     assert len(slack.posts) == 1 and len(slack.updates) == 1
     message = slack.messages[(CHANNEL_ID, alert.slack_ts)]
     assert header(message) == ":white_check_mark: Resolved: Stuck on a page"
-    assert "the user recovered or left" in str(message["blocks"])
+    assert "the user recovered" in str(message["blocks"])
+    assert alert.resolution == "recovered"
+
+
+async def test_bot_mode_shows_a_user_who_left_before_anyone_helped(
+    env: Env, slack: SlackStandIn, autojump_clock: MockClock
+) -> None:
+    await configure(env.store, env.directory, env.tenant, **bot_settings(slack))
+    await env.fire("ann")
+    await env.settle()
+    await trio.sleep(120)
+    await env.clear("ann", left=True)
+    await env.settle()
+    [alert] = await env.alerts("ann")
+    assert (alert.status, alert.resolution) == ("resolved", "user_left")
+    assert alert.reason == "on /billing for 5 min without moving on"
+    assert len(slack.posts) == 1 and len(slack.updates) == 1
+    message = slack.messages[(CHANNEL_ID, alert.slack_ts)]
+    assert header(message) == ":door: User left: Stuck on a page"
+    assert "before anyone helped" in str(message["blocks"])
     assert str(message["text"]).startswith("Resolved: ann@example.com")
 
 

@@ -91,7 +91,7 @@ async def test_a_hanging_slack_blocks_neither_ingest_nor_actors(
         for t in range(30, 331, 30):  # and they stay on /billing: "stuck" at 5 min
             await trio.sleep_until(clock.to_trio(T0 + t))
             for user in USERS:
-                await post(user, {"type": "heartbeat"})
+                await post(user, {"type": "heartbeat", "input": 2, "focused": True})
 
     fired = {
         (m.trigger, round(m.at - T0, 3))

@@ -221,6 +221,11 @@ def test_crash_mid_load_loses_nothing_acknowledged_and_alerts_once(
         assert status == 200, ready
         live_users = {"err", "due"} | {f"load-{n}" for n in range(4)}
         assert ready["checks"]["live_users"] == len(live_users)
+        # Restored users get no alert on a guess: the due trigger fires once
+        # their browser is heard from again (the tracker's retry).
+        time.sleep(1)
+        assert summary(db).get("due", (0, 0, 0))[2] == 0
+        post(second, api_key, "due", {"type": "heartbeat", "input": 1})
         wait_for(lambda: summary(db).get("due", (0, 0, 0))[2] == 1, what="the due trigger")
         time.sleep(1)
         both = first_log + second.log()

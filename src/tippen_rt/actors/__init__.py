@@ -22,6 +22,7 @@ from ._messages import (
     UserChanged,
     UserLeft,
 )
+from ._presence import Presence, PresenceNow, presence_at
 from ._recovery import RecoveryReport, recover
 from ._registry import Key, Registry, feed_channels
 from ._rules import RULES, RuleResult, Step, evaluate, session_end_at
@@ -42,6 +43,8 @@ __all__ = [
     "GcGuard",
     "Key",
     "MailboxMessage",
+    "Presence",
+    "PresenceNow",
     "RecoveryReport",
     "Registry",
     "RuleResult",
@@ -63,6 +66,7 @@ __all__ = [
     "evaluate",
     "feed_channels",
     "new_state",
+    "presence_at",
     "recover",
     "session_end_at",
     "summary_row",

@@ -21,7 +21,8 @@ from ._messages import (
     MailboxMessage,
     SettingsChanged,
 )
-from ._rules import Step, evaluate
+from ._presence import Presence
+from ._rules import Step, end_reason, evaluate
 from ._state import UserState, apply_batch
 
 
@@ -85,13 +86,13 @@ async def run_user_actor(
                         new_state = state
                     step = evaluate(new_state, now, settings)
                     if step.session_over:
-                        await _end(host, mailbox, new_state, step, now)
+                        await _end(host, mailbox, new_state, settings, step, now)
                         return
                     changed = step.state is not state
                     state = step.state
                     if not host.publish(mailbox, state, changed, now):
                         return  # dropped meanwhile
-                    if step.fired or step.cleared:
+                    if step.fired or step.cleared or step.left:
                         with trio.CancelScope(shield=True):
                             await host.announce(step, now)
                     deadline = clock.to_trio(step.next_at)
@@ -120,16 +121,19 @@ async def _end(
     host: ActorHost,
     mailbox: trio.MemoryReceiveChannel[MailboxMessage],
     state: UserState,
+    settings: TenantSettings,
     step: Step,
     now: float,
 ) -> None:
-    final = state.replace(active=(), needs_support=False)
+    final = state.replace(
+        active=(), needs_support=False, presence=Presence.GONE.value, presence_since=now
+    )
     if not host.publish(mailbox, final, True, now, final=True):
         return
-    if step.cleared:
+    if step.left:
         with trio.CancelScope(shield=True):
-            await host.announce(Step(final, (), step.cleared, now, True), now)
-    host.ended(mailbox, final, now, _end_reason(state))
+            await host.announce(Step(final, (), (), now, True, step.left), now)
+    host.ended(mailbox, final, now, end_reason(state, now, settings))
 
 
 def _apply(
@@ -148,7 +152,3 @@ def _apply(
     if isinstance(message, SettingsChanged):
         return state, message.settings
     raise TypeError(f"unknown mailbox message {message!r}")
-
-
-def _end_reason(state: UserState) -> str:
-    return "page closed" if state.unloaded_at is not None else "session timed out"

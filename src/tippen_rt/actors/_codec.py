@@ -1,23 +1,29 @@
 """UserState <-> compact bytes for snapshots (orjson array, versioned).
 
-Layout version 1: ``[1, taken_at, <every UserState field in declaration order>]``.
+Layout version 2: ``[2, taken_at, <every UserState field in declaration order>]``.
 Positional, not keyed: a snapshot of 100k users is written every few seconds,
-and keys would double its size.  Change the layout only with a new version.
+and keys would double its size.  Change the layout only with a new version,
+and keep reading the old one (a restart onto a new release loses nobody).
+
+Version 1 had the first 28 fields only (no presence) and open episodes as
+``[trigger, since]`` pairs, without the reason.
 """
 
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 import orjson
 
 from ._state import UserState
 from ._triggers import Trigger
 
-VERSION = 1
+VERSION = 2
 _FIELDS = tuple(f.name for f in dataclasses.fields(UserState))
-_PAIRS = ("active", "last_fired")
 _TUPLES = ("recent_interactions", "recent_errors")
+#: Version 1's fields are the first ones of version 2.
+_V1_FIELD_COUNT = _FIELDS.index("clock_offset_ms") + 1
 
 
 class SnapshotError(ValueError):
@@ -29,7 +35,7 @@ def encode_state(state: UserState, taken_at: float) -> bytes:
     return orjson.dumps([VERSION, taken_at, *[getattr(state, name) for name in _FIELDS]])
 
 
-_PAIR_INDEXES = tuple(2 + _FIELDS.index(name) for name in _PAIRS)
+_ACTIVE, _LAST_FIRED = 2 + _FIELDS.index("active"), 2 + _FIELDS.index("last_fired")
 _TUPLE_INDEXES = tuple(2 + _FIELDS.index(name) for name in _TUPLES)
 _TENANT, _USER = 2 + _FIELDS.index("tenant_id"), 2 + _FIELDS.index("user_id")
 
@@ -40,18 +46,39 @@ def decode_state(blob: bytes) -> tuple[UserState, float]:
         doc = orjson.loads(blob)
     except orjson.JSONDecodeError as exc:
         raise SnapshotError(f"not JSON: {exc}") from None
-    if not isinstance(doc, list) or len(doc) < 2 or doc[0] != VERSION:
+    if not isinstance(doc, list) or len(doc) < 2 or doc[0] not in (1, VERSION):
         raise SnapshotError("unknown snapshot version")
-    if len(doc) != 2 + len(_FIELDS):
+    version = doc[0]
+    if len(doc) != 2 + (len(_FIELDS) if version == VERSION else _V1_FIELD_COUNT):
         raise SnapshotError("snapshot has the wrong number of fields")
     if not isinstance(doc[_TENANT], int) or not isinstance(doc[_USER], str):
         raise SnapshotError("snapshot key fields have the wrong type")
     try:
         # Positional and in place: recovery decodes 100k of these.
-        for i in _PAIR_INDEXES:
-            doc[i] = tuple((Trigger(t), float(at)) for t, at in doc[i])
+        if version == 1:
+            _upgrade_v1(doc)
+        else:
+            doc[_ACTIVE] = tuple((Trigger(t), float(at), str(why)) for t, at, why in doc[_ACTIVE])
+        doc[_LAST_FIRED] = tuple((Trigger(t), float(at)) for t, at in doc[_LAST_FIRED])
         for i in _TUPLE_INDEXES:
             doc[i] = tuple(doc[i])
         return UserState(*doc[2:]), float(doc[1])
     except (TypeError, ValueError) as exc:
         raise SnapshotError(f"bad snapshot field: {exc}") from None
+
+
+def _upgrade_v1(doc: list[Any]) -> None:
+    """A version 1 snapshot, in place, as version 2 (presence from what it knew)."""
+    doc[_ACTIVE] = tuple((Trigger(t), float(at), Trigger(t).in_words) for t, at in doc[_ACTIVE])
+    state = UserState(*doc[2:])  # the new fields at their defaults
+    last_input = state.last_interaction_at
+    doc.extend(
+        [
+            last_input,
+            last_input if last_input is not None else state.session_started_at,
+            None,
+            "active",
+            state.last_presence_at,
+            0.0,
+        ]
+    )

@@ -58,11 +58,12 @@ class TriggerFired:
 
 @dataclass(frozen=True, slots=True)
 class TriggerCleared:
-    """An episode ended: the user recovered (or left)."""
+    """An episode ended: the user recovered, or left (``user_left``)."""
 
     state: UserState
     trigger: Trigger
     at: float
+    user_left: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 import trio
 
 from ..clock import Clock
-from ..events import Batch, Event, EventType
+from ..events import Batch, Event, EventType, read_heartbeat_data
 from ..persist import EventStore
 from ..persist._snapshot_store import SnapshotStore
 from ..tenants import Tenant
@@ -241,8 +241,14 @@ def _event(row: tuple[object, ...]) -> Event:
         client_ts,
         _received,
     ) = row
+    event_type = EventType(str(etype))
+    count, focused = (
+        read_heartbeat_data(data)  # type: ignore[arg-type]
+        if event_type is EventType.HEARTBEAT and data is not None
+        else (None, None)
+    )
     return Event(
-        type=EventType(str(etype)),
+        type=event_type,
         timestamp=int(ts),  # type: ignore[call-overload]
         client_timestamp=int(client_ts),  # type: ignore[call-overload]
         route=route,  # type: ignore[arg-type]
@@ -256,6 +262,8 @@ def _event(row: tuple[object, ...]) -> Event:
         name=name,  # type: ignore[arg-type]
         data=data,  # type: ignore[arg-type]
         visibility=visibility,  # type: ignore[arg-type]
+        input_count=count,
+        focused=focused,
     )
 
 

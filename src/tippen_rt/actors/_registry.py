@@ -152,10 +152,13 @@ class Registry:
         return True
 
     def restore(self, state: UserState, settings: TenantSettings) -> None:
-        """Recreate the actor for a state saved before a restart."""
+        """Recreate the actor for a state saved before a restart.
+
+        Absence is judged from now on: nothing could reach us while we were down.
+        """
         if state.key in self._mailboxes:
             raise ValueError(f"user {state.key} is already live")
-        self._spawn(state, settings)
+        self._spawn(state.replace(observed_from=self.clock.now()), settings)
 
     def _spawn(
         self, state: UserState, settings: TenantSettings
@@ -213,6 +216,7 @@ class Registry:
             TriggerFired(state, trigger, reason, now) for trigger, reason in step.fired
         ]
         messages += [TriggerCleared(state, trigger, now) for trigger in step.cleared]
+        messages += [TriggerCleared(state, trigger, now, user_left=True) for trigger in step.left]
         try:
             for message in messages:
                 await self._triggers_out.send(message)

@@ -3,6 +3,10 @@
 Each rule answers two questions: is it firing now, and when is the next time
 its answer could change if no new event arrives (``None``: only an event can
 change it).  The actor sleeps until the earliest such time; it never polls.
+A rule is told the user's presence (``_presence.py``) and, if its episode is
+open, when it fired: what opens an episode (the user there, a threshold
+passed) is not what closes it (the user recovering), so an episode does not
+flicker while the user pauses.  ``docs/presence.md`` explains each rule.
 
 Boundaries: a rule whose condition is "more than N minutes" fires at the
 instant N minutes have passed (``>=``), so 4:59 does not fire and 5:00 does.
@@ -10,9 +14,11 @@ instant N minutes have passed (``>=``), so 4:59 does not fire and 5:00 does.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from ..tenants import TenantSettings
+from ._presence import Presence, PresenceNow, away_at, presence_at
 from ._state import UserState
 from ._triggers import Trigger
 
@@ -45,55 +51,79 @@ def in_words(seconds: float) -> str:
     return f"{hours} h {minutes} min" if minutes else f"{hours} h"
 
 
-def _min(*times: float | None) -> float | None:
-    present = [t for t in times if t is not None]
-    return min(present) if present else None
-
-
 def session_end_at(s: UserState, th: TenantSettings) -> float:
-    """When the session ends unless another event arrives."""
+    """When the session ends ("gone") unless another event arrives."""
     end = s.last_event_at + th.session_timeout_s
+    gone_after_away = away_at(s, th) + th.away_end_s
+    if gone_after_away < end:
+        end = gone_after_away
     if s.unloaded_at is not None:
         end = min(end, s.unloaded_at + th.unload_grace_s)
     return end
 
 
+def end_reason(s: UserState, now: float, th: TenantSettings) -> str:
+    """Why a session that ended at ``now`` ended, in words."""
+    if s.unloaded_at is not None:
+        return "page closed"
+    if now >= away_at(s, th) + th.away_end_s:
+        return f"no heartbeat for {in_words(now - s.last_presence_at)}"
+    return "session timed out"
+
+
 def is_present(s: UserState, now: float, th: TenantSettings) -> bool:
-    """True while recent heartbeats or interactions show someone at the page."""
-    return now - s.last_presence_at < th.presence_timeout_s and s.unloaded_at is None
+    """True while the page is open and alive (active, idle or hidden)."""
+    return presence_at(s, now, th).presence.is_there
 
 
-def stuck_on_page(s: UserState, now: float, th: TenantSettings) -> RuleResult:
-    """Same route for ``stuck_on_page_s`` while the page is visible and the user present."""
-    if s.current_route is None or not s.visible or s.unloaded_at is not None:
+def _there_since(s: UserState) -> float:
+    """Start of the current unbroken stretch of a visible, live page."""
+    return s.present_since if s.present_since > s.visible_since else s.visible_since
+
+
+def stuck_on_page(
+    s: UserState, now: float, th: TenantSettings, p: PresenceNow, opened_at: float | None
+) -> RuleResult:
+    """Active on one route, input never pausing for ``idle_after_s``, for ``stuck_on_page_s``.
+
+    An open episode lasts until the user moves on to another route.
+    """
+    if opened_at is not None:
+        return RuleResult(s.current_route is not None and s.route_entered_at <= opened_at, None)
+    if s.current_route is None or p.presence is not Presence.ACTIVE:
         return NOT_FIRING
-    presence_ends = s.last_presence_at + th.presence_timeout_s
-    if now >= presence_ends:
-        return NOT_FIRING
-    since = max(s.route_entered_at, s.visible_since, s.present_since)
+    since = max(s.route_entered_at, s.input_since, _there_since(s))
     fires_at = since + th.stuck_on_page_s
     if now >= fires_at:
         return RuleResult(
             True,
-            presence_ends,
-            f"on {s.current_route} for {in_words(now - since)} without moving on",
+            None,
+            f"active on {s.current_route} for {in_words(now - since)} without moving on",
         )
-    return RuleResult(False, fires_at if fires_at < presence_ends else presence_ends)
+    return RuleResult(False, fires_at)
 
 
-def low_activity(s: UserState, now: float, th: TenantSettings) -> RuleResult:
-    """Free trial: fewer than N interactions in the window, once the session is that old."""
-    if s.tier != FREE_TRIAL or s.unloaded_at is not None:
+def low_activity(
+    s: UserState, now: float, th: TenantSettings, p: PresenceNow, opened_at: float | None
+) -> RuleResult:
+    """Free trial: fewer than N interactions in the window, the page visible all along.
+
+    An open episode lasts until interactions pick up.
+    """
+    if s.tier != FREE_TRIAL:
         return NOT_FIRING
     window, needed = th.low_activity_window_s, th.low_activity_min_events
     if needed <= 0:
         return NOT_FIRING
-    old_enough_at = s.session_started_at + window
     recent = s.recent_interactions
     # Fewer than `needed` in (now - window, now] <=> the needed-th most recent
     # interaction is at or before now - window (or there are not that many).
     quiet_from = recent[-needed] + window if len(recent) >= needed else -float("inf")
-    fires_at = max(old_enough_at, quiet_from)
+    if opened_at is not None:
+        return RuleResult(now >= quiet_from, None)
+    if not p.presence.at_the_page:
+        return NOT_FIRING
+    fires_at = max(max(s.session_started_at, _there_since(s)) + window, quiet_from)
     if now >= fires_at:
         count = sum(1 for t in recent if t > now - window)
         return RuleResult(
@@ -102,11 +132,13 @@ def low_activity(s: UserState, now: float, th: TenantSettings) -> RuleResult:
     return RuleResult(False, fires_at)
 
 
-def multiple_errors(s: UserState, now: float, th: TenantSettings) -> RuleResult:
-    """More than N errors within the error window (any tier)."""
+def multiple_errors(
+    s: UserState, now: float, th: TenantSettings, p: PresenceNow, opened_at: float | None
+) -> RuleResult:
+    """More than N errors within the error window (any tier), the page alive."""
     n, window = th.error_burst_count, th.error_window_s
     recent = s.recent_errors
-    if len(recent) <= n:
+    if len(recent) <= n or (opened_at is None and not p.presence.is_there):
         return NOT_FIRING
     # More than n errors in (now - window, now] <=> the (n+1)-th most recent is inside.
     oldest_of_burst = recent[-(n + 1)]
@@ -117,18 +149,30 @@ def multiple_errors(s: UserState, now: float, th: TenantSettings) -> RuleResult:
     return NOT_FIRING
 
 
-def long_inactivity(s: UserState, now: float, th: TenantSettings) -> RuleResult:
-    """Free trial: no interaction for ``inactivity_s`` while the session is open."""
-    if s.tier != FREE_TRIAL or s.unloaded_at is not None:
+def long_inactivity(
+    s: UserState, now: float, th: TenantSettings, p: PresenceNow, opened_at: float | None
+) -> RuleResult:
+    """Free trial: no input of any kind for ``inactivity_s`` while the page is visible.
+
+    An open episode lasts until the next input.
+    """
+    if s.tier != FREE_TRIAL:
         return NOT_FIRING
-    last = s.last_interaction_at if s.last_interaction_at is not None else s.session_started_at
-    fires_at = last + th.inactivity_s
+    last = s.last_input_at
+    if opened_at is not None:
+        return RuleResult(last is None or last <= opened_at, None)
+    if not p.presence.at_the_page:
+        return NOT_FIRING
+    start = max(last if last is not None else s.session_started_at, _there_since(s))
+    fires_at = start + th.inactivity_s
     if now >= fires_at:
-        return RuleResult(True, None, f"no interaction for {in_words(now - last)}")
+        return RuleResult(True, None, f"no input for {in_words(now - start)} with the app open")
     return RuleResult(False, fires_at)
 
 
-RULES = {
+Rule = Callable[[UserState, float, TenantSettings, PresenceNow, "float | None"], RuleResult]
+
+RULES: dict[Trigger, Rule] = {
     Trigger.STUCK_ON_PAGE: stuck_on_page,
     Trigger.LOW_ACTIVITY: low_activity,
     Trigger.MULTIPLE_ERRORS: multiple_errors,
@@ -142,39 +186,62 @@ class Step:
 
     state: UserState
     fired: tuple[tuple[Trigger, str], ...]
+    #: Episodes that ended because the user recovered.
     cleared: tuple[Trigger, ...]
-    #: The earliest time a rule could change its verdict or the session end.
+    #: The earliest time a rule or the presence could change or the session end.
     next_at: float
     session_over: bool
+    #: Episodes that ended because the user left (away, or the session over).
+    left: tuple[Trigger, ...] = ()
 
 
 def evaluate(s: UserState, now: float, th: TenantSettings) -> Step:
     """Run every rule at ``now``: open episodes that start, close those that end.
 
-    A trigger fires once per episode: while its condition holds it is
-    "active" and does not fire again; when the condition stops holding the
-    episode closes (the user recovered) and a later one may fire.
+    A trigger fires once per episode: while its episode is open it does not
+    fire again.  An episode closes when the user recovers (the rule says so)
+    or leaves: heartbeats stop (``away``) or the session ends.  Nothing fires
+    for a user who is away, nor for one restored after a restart before
+    anything from them arrived (their tracker retries within seconds).
     """
     end_at = session_end_at(s, th)
     if now >= end_at:
-        return Step(s, (), tuple(t for t, _ in s.active), end_at, True)
-    active = dict(s.active)
-    last_fired = dict(s.last_fired)
+        return Step(s, (), (), end_at, True, tuple(t for t, _, _ in s.active))
+    p = presence_at(s, now, th)
+    # Heartbeats stopped: they left.  After an unload they may be on their way
+    # to the app's next page, so open episodes wait for the session to end.
+    left_now = p.presence is Presence.AWAY and s.unloaded_at is None
+    opened = {t: at for t, at, _ in s.active}
     fired: list[tuple[Trigger, str]] = []
     cleared: list[Trigger] = []
-    next_at: float | None = end_at
+    left: list[Trigger] = []
+    next_at = end_at
+    if p.next_change_at is not None and p.next_change_at < next_at:
+        next_at = p.next_change_at
     for trigger, rule in RULES.items():
-        result = rule(s, now, th)
-        next_at = _min(next_at, result.next_change_at)
-        if result.firing and trigger not in active:
-            active[trigger] = now
-            last_fired[trigger] = now
+        opened_at = opened.get(trigger)
+        if left_now:
+            if opened_at is not None:
+                left.append(trigger)
+            continue
+        result = rule(s, now, th, p, opened_at)
+        if result.next_change_at is not None and result.next_change_at < next_at:
+            next_at = result.next_change_at
+        if result.firing and opened_at is None and p.presence is not Presence.AWAY:
+            if s.last_presence_at < s.observed_from:
+                continue  # restored, not heard from since: wait for proof they are there
             fired.append((trigger, result.reason))
-        elif not result.firing and trigger in active:
-            del active[trigger]
+        elif not result.firing and opened_at is not None:
             cleared.append(trigger)
-    if not fired and not cleared:
-        return Step(s, (), (), next_at if next_at is not None else end_at, False)
+    presence_changed = p.presence != s.presence or p.since != s.presence_since
+    if not fired and not cleared and not left and not presence_changed:
+        return Step(s, (), (), next_at, False)
+    ended = set(cleared) | set(left)
+    active = [entry for entry in s.active if entry[0] not in ended]
+    active += [(trigger, now, reason) for trigger, reason in fired]
+    last_fired = dict(s.last_fired)
+    for trigger, _ in fired:
+        last_fired[trigger] = now
     support_at = s.support_triggered_at
     needs_support = s.needs_support
     if fired:
@@ -182,11 +249,11 @@ def evaluate(s: UserState, now: float, th: TenantSettings) -> Step:
     elif not active:
         needs_support = False
     state = s.replace(
-        active=tuple(active.items()),
+        active=tuple(active),
         last_fired=tuple(last_fired.items()),
         needs_support=needs_support,
         support_triggered_at=support_at,
+        presence=p.presence.value,
+        presence_since=p.since,
     )
-    return Step(
-        state, tuple(fired), tuple(cleared), next_at if next_at is not None else end_at, False
-    )
+    return Step(state, tuple(fired), tuple(cleared), next_at, False, tuple(left))

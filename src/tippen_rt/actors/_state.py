@@ -31,8 +31,9 @@ class UserState:
     current_route: str | None = None
     route_entered_at: float = 0.0
     visible: bool = True
+    #: Since when ``visible`` has had its current value.
     visible_since: float = 0.0
-    #: Last proof that someone is at the page: heartbeat, visibility or interaction.
+    #: Last proof that the page is open: heartbeat, error, visibility or interaction.
     last_presence_at: float = 0.0
     #: When the current unbroken stretch of presence began.
     present_since: float = 0.0
@@ -44,8 +45,8 @@ class UserState:
     total_errors: int = 0
     last_error_at: float | None = None
     last_error_message: str | None = None
-    #: Triggers in an open episode, with the time each fired.
-    active: tuple[tuple[Trigger, float], ...] = ()
+    #: Triggers in an open episode: (trigger, when it fired, why in words).
+    active: tuple[tuple[Trigger, float, str], ...] = ()
     #: When each trigger last fired (any episode).
     last_fired: tuple[tuple[Trigger, float], ...] = ()
     needs_support: bool = False
@@ -56,6 +57,18 @@ class UserState:
     last_alert_sent_at: float | None = None
     #: Server minus client clock, as last measured from ``sentAt`` (ms).
     clock_offset_ms: int = 0
+    #: Last real input: an interaction, or a heartbeat reporting input.
+    last_input_at: float | None = None
+    #: When the current unbroken stretch of input began (no gap of ``idle_after_s``).
+    input_since: float = 0.0
+    #: The last heartbeat's focus flag (None: never said).
+    focused: bool | None = None
+    #: The presence (a :class:`Presence` value) as of the last evaluation, and since when.
+    presence: str = "active"
+    presence_since: float = 0.0
+    #: When this process began to watch the user (restored after a restart):
+    #: no heartbeat could reach us before, so absence is judged from then.
+    observed_from: float = 0.0
 
     @property
     def key(self) -> tuple[int, str]:
@@ -65,7 +78,11 @@ class UserState:
     @property
     def active_triggers(self) -> frozenset[Trigger]:
         """Triggers in an open episode."""
-        return frozenset(t for t, _ in self.active)
+        return frozenset(t for t, _, _ in self.active)
+
+    def reason(self, trigger: Trigger) -> str | None:
+        """Why ``trigger``'s open episode fired, or None if it is not open."""
+        return next((why for t, _, why in self.active if t is trigger), None)
 
     def time_on_current_page(self, now: float) -> float:
         """Seconds on the current route."""
@@ -90,6 +107,10 @@ def new_state(tenant_id: int, batch: Batch, now: float) -> UserState:
         visible_since=start,
         last_presence_at=start,
         present_since=start,
+        input_since=start,
+        # What the rules will say before the first event is applied: no input yet.
+        presence="idle",
+        presence_since=start,
     )
 
 
@@ -110,10 +131,11 @@ def recent_kept(th: TenantSettings) -> tuple[int, int]:
 def apply_batch(state: UserState, batch: Batch, now: float, th: TenantSettings) -> UserState:
     """The state after ``batch``, received at server time ``now``."""
     s = state
-    presence_timeout_s = th.presence_timeout_s
+    presence_timeout_s, idle_after_s = th.presence_timeout_s, th.idle_after_s
     keep_interactions, keep_errors = recent_kept(th)
     last_event = s.last_event_at
     last_interaction = s.last_interaction_at
+    last_input, input_since, focused = s.last_input_at, s.input_since, s.focused
     route, route_entered = s.current_route, s.route_entered_at
     visible, visible_since = s.visible, s.visible_since
     presence, present_since = s.last_presence_at, s.present_since
@@ -122,14 +144,17 @@ def apply_batch(state: UserState, batch: Batch, now: float, th: TenantSettings) 
     errors = list(s.recent_errors)
     total_errors, last_error, last_message = s.total_errors, s.last_error_at, s.last_error_message
 
-    # Order by time: batches from one page are ordered, but retries may not be.
+    # Order by time: batches from one page are ordered, but retries (and
+    # batches kept by the tracker for the next page load) may arrive late:
+    # an event older than what it would change does not change it.
     # Written for speed (it runs for every event the service takes): locals,
     # no helper calls, comparisons instead of min()/max().
-    ROUTE, ERROR, VISIBILITY, PAGE_TIME = (
+    ROUTE, ERROR, VISIBILITY, PAGE_TIME, HEARTBEAT = (
         EventType.ROUTE,
         EventType.ERROR,
         EventType.VISIBILITY,
         EventType.PAGE_TIME,
+        EventType.HEARTBEAT,
     )
     interaction_types = INTERACTION_TYPES
     for event in sorted(batch.events, key=_BY_TIMESTAMP):
@@ -142,37 +167,54 @@ def apply_batch(state: UserState, batch: Batch, now: float, th: TenantSettings) 
         if unloaded_at is not None and t >= unloaded_at and etype is not VISIBILITY:
             unloaded_at = None  # they came back
         if etype is ERROR:
+            # Not input, but the page's code is running: the page is alive.
             errors.append(t)
             total_errors += 1
             if last_error is None or t >= last_error:
                 last_error, last_message = t, event.message
-            continue
         if etype is VISIBILITY:
+            if t < visible_since:
+                continue  # older than the visibility we know
             shown = event.visibility
             if shown == "visible":
                 unloaded_at = None
                 if not visible:
                     visible, visible_since = True, t
             else:
-                visible = False
+                if visible:
+                    visible, visible_since = False, t
                 if shown != "hidden":  # unload
                     unloaded_at = t
                 continue
         elif etype is PAGE_TIME:
             continue  # says how long a page was shown; no presence now
+        elif etype is HEARTBEAT:
+            if event.input_count:
+                if last_input is None or t - last_input >= idle_after_s:
+                    input_since = t
+                if last_input is None or t > last_input:
+                    last_input = t
+            if event.focused is not None and t >= presence:
+                focused = event.focused
         elif etype in interaction_types:
             if last_interaction is None or t > last_interaction:
                 last_interaction = t
             interactions.append(t)
-            if not visible:
+            if last_input is None or t - last_input >= idle_after_s:
+                input_since = t
+            if last_input is None or t > last_input:
+                last_input = t
+            if not visible and t >= visible_since:
                 visible, visible_since = True, t
-        # heartbeat, visible, and interactions prove presence
-        if t - presence > presence_timeout_s:
+        # heartbeats, errors, visible and interactions prove the page alive
+        if t - (presence if presence > s.observed_from else s.observed_from) > presence_timeout_s:
             present_since = t
         if t > presence:
             presence = t
         event_route = event.route
-        if event_route is not None and (route is None or (etype is ROUTE and event_route != route)):
+        if event_route is not None and (
+            route is None or (etype is ROUTE and event_route != route and t >= route_entered)
+        ):
             route, route_entered = event_route, t
 
     interactions.sort()
@@ -198,4 +240,7 @@ def apply_batch(state: UserState, batch: Batch, now: float, th: TenantSettings) 
         clock_offset_ms=batch.clock_offset_ms
         if batch.sent_at_ms is not None
         else s.clock_offset_ms,
+        last_input_at=last_input,
+        input_since=input_since,
+        focused=focused,
     )

@@ -42,7 +42,7 @@ def summary_row(state: UserState, now: float, live: bool) -> SummaryRow:
         session_errors=state.total_errors,
         last_error_at=_ms(state.last_error_at),
         needs_support=state.needs_support,
-        support_reasons=tuple(t.value for t, _ in state.active),
+        support_reasons=tuple(t.value for t, _, _ in state.active),
         support_triggered_at=_ms(state.support_triggered_at),
         session_open=live,
         updated_at=int(now * 1000),

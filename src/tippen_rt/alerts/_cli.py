@@ -23,8 +23,8 @@ def add_alert_commands(
     """Add ``tenant set`` and ``slack test`` to the CLI's parsers."""
     tset = tenant_commands.add_parser(
         "set",
-        help="set a tenant's Slack target, video call link and alert rate limit",
-        description="Change a tenant's alert settings; with no options, show them. "
+        help="set a tenant's Slack target, video call link, alert rate limit and thresholds",
+        description="Change a tenant's settings; with no options, show them. "
         "An empty value ('') removes a setting. The running service picks changes "
         "up within 10 seconds.",
     )
@@ -53,6 +53,17 @@ def add_alert_commands(
         type=float,
         metavar="MINUTES",
         help="at most one Slack alert per user per this many minutes (default 10; 0: no limit)",
+    )
+    tset.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        dest="thresholds",
+        help="a trigger, presence or retention threshold (seconds, counts or days), e.g. "
+        "--set stuck_on_page_s=180; repeatable. Names: "
+        + ", ".join(TenantSettings.THRESHOLDS)
+        + " (docs/presence.md says what each does)",
     )
 
     slack = commands.add_parser("slack", help="check the Slack set-up")
@@ -109,6 +120,7 @@ def _changes(args: argparse.Namespace) -> dict[str, Any]:
         if args.alert_rate_limit_min < 0:
             raise ValueError("--alert-rate-limit-min must not be negative")
         changes["alert_rate_limit_s"] = args.alert_rate_limit_min * 60
+    changes.update(TenantSettings.threshold_changes(args.thresholds))
     return changes
 
 
@@ -132,6 +144,8 @@ def _describe(tenant: Tenant, defaults: SlackDefaults) -> list[str]:
         f"slack:        {slack}",
         f"video calls:  {s.video_call_template}",
         f"rate limit:   {'none' if limit == 0 else f'one Slack alert per user per {limit:g} min'}",
+        "thresholds:   "
+        + ", ".join(f"{name}={getattr(s, name):g}" for name in TenantSettings.THRESHOLDS),
     ]
 
 

@@ -40,7 +40,9 @@ from ..clock import Clock
 from ..config import Settings
 from ..persist import (
     PENDING,
+    RECOVERED,
     SENT,
+    USER_LEFT,
     Alert,
     EventStore,
     NewAlert,
@@ -390,7 +392,13 @@ class Notifier:
         at, now = int(message.at * 1000), self._clock.now_ms()
         resolved = await self._store.write(
             lambda c: resolve_alerts(
-                c, state.tenant_id, state.user_id, message.trigger.value, at=at, now=now
+                c,
+                state.tenant_id,
+                state.user_id,
+                message.trigger.value,
+                at=at,
+                now=now,
+                resolution=USER_LEFT if message.user_left else RECOVERED,
             )
         )
         for alert in resolved:

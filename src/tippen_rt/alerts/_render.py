@@ -24,7 +24,7 @@ from slack_sdk.models.blocks import (
 )
 
 from ..actors import Trigger
-from ..persist import SUPERSEDED, Alert
+from ..persist import SUPERSEDED, USER_LEFT, Alert
 from ..tenants import Tenant
 
 log = logging.getLogger(__name__)
@@ -109,6 +109,8 @@ def _headline(alert: Alert, test: bool) -> str:
     words = trigger_in_words(alert.trigger)
     if test:
         return f":test_tube: Test alert: {words}"
+    if alert.resolution == USER_LEFT:
+        return f":door: User left: {words}"
     if alert.resolved_at is not None:
         return f":white_check_mark: Resolved: {words}"
     if alert.acknowledged_at is not None:
@@ -132,10 +134,13 @@ def _status_lines(alert: Alert, tenant_name: str, test: bool) -> list[str]:
                 f":white_check_mark: Closed {slack_date(alert.resolved_at)}: "
                 "a newer alert for the same trigger replaced it"
             )
+        elif alert.resolution == USER_LEFT:
+            lines.append(
+                f":door: The user left {slack_date(alert.resolved_at)} before anyone helped"
+            )
         else:
             lines.append(
-                f":white_check_mark: Resolved {slack_date(alert.resolved_at)}: "
-                "the user recovered or left"
+                f":white_check_mark: Resolved {slack_date(alert.resolved_at)}: the user recovered"
             )
     if alert.suppressed_count:
         n = alert.suppressed_count

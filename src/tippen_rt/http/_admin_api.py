@@ -126,8 +126,7 @@ def _live_json(svc: AppServices, tenant_id: int, user_id: str) -> dict[str, Any]
     state = svc.registry.state(tenant_id, user_id)
     if state is None:
         return None
-    reasons = svc.hub.reasons(state.key) if svc.hub is not None else None
-    return user_json(state, reasons)
+    return user_json(state)
 
 
 @admin_api_routes.get("/users")
@@ -168,8 +167,7 @@ async def users(admin: Admin) -> Response:
     found: dict[str, dict[str, Any]] = {}
     if svc.registry is not None:
         for state in svc.registry.states(admin.tenant_id):
-            reasons = svc.hub.reasons(state.key) if svc.hub is not None else None
-            user = user_json(state, reasons)
+            user = user_json(state)
             if keep(user):
                 found[state.user_id] = user
     if scope == "recent":
@@ -447,8 +445,7 @@ def _live_alerts(svc: AppServices, tenant_id: int, user_id: str | None) -> list[
     for state in svc.registry.states(tenant_id):
         if user_id is not None and state.user_id != user_id:
             continue
-        reasons = svc.hub.reasons(state.key) if svc.hub is not None else {}
-        for trigger, since in state.active:
+        for trigger, since, reason in state.active:
             out.append(
                 {
                     "id": None,
@@ -457,7 +454,7 @@ def _live_alerts(svc: AppServices, tenant_id: int, user_id: str | None) -> list[
                     "tier": state.tier,
                     "route": state.current_route,
                     "trigger": trigger.value,
-                    "reason": reasons.get(trigger, trigger.in_words),
+                    "reason": reason,
                     "openedAt": int(since * 1000),
                     "status": "open" if state.needs_support else "acknowledged",
                     "acknowledgedBy": state.acknowledged_by,

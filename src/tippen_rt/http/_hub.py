@@ -39,7 +39,6 @@ from ..actors import (
     FeedMessage,
     Key,
     Registry,
-    Trigger,
     TriggerCleared,
     TriggerFired,
     UserChanged,
@@ -144,8 +143,6 @@ class Hub:
         self._pending: set[Key] = set()
         self._due: list[tuple[float, Key]] = []
         self._wake = trio.Event()
-        #: the reason each active trigger fired with, per user
-        self._reasons: dict[Key, dict[Trigger, str]] = {}
         self._dropped_seen = registry.changes_dropped
         self._closed = False
         self.sent_updates = 0
@@ -210,10 +207,7 @@ class Hub:
 
     def live_users(self, tenant_id: int) -> list[dict[str, Any]]:
         """Every live user of a tenant, as JSON."""
-        return [
-            user_json(state, self._reasons.get(state.key))
-            for state in self._registry.states(tenant_id)
-        ]
+        return [user_json(state) for state in self._registry.states(tenant_id)]
 
     def snapshot(self, tenant_id: int, alerts: list[dict[str, Any]] | None = None) -> str:
         """The ``snapshot`` message: every live user (and the open alerts given)."""
@@ -225,10 +219,6 @@ class Hub:
                 "alerts": alerts or [],
             }
         )
-
-    def reasons(self, key: Key) -> dict[Trigger, str]:
-        """Why each of the user's active triggers fired."""
-        return dict(self._reasons.get(key, {}))
 
     # ---- feed and notifier callbacks (synchronous, never block) ------------
 
@@ -246,7 +236,6 @@ class Hub:
         if isinstance(message, UserChanged):
             self._user_changed(key)
         elif isinstance(message, TriggerFired):
-            self._reasons.setdefault(key, {})[message.trigger] = message.reason
             self._broadcast(
                 state.tenant_id,
                 {
@@ -261,11 +250,6 @@ class Hub:
             )
             self._user_changed(key)
         elif isinstance(message, TriggerCleared):
-            reasons = self._reasons.get(key)
-            if reasons is not None:
-                reasons.pop(message.trigger, None)
-                if not reasons:
-                    del self._reasons[key]
             self._broadcast(
                 state.tenant_id,
                 {
@@ -274,6 +258,7 @@ class Hub:
                     "userId": state.user_id,
                     "trigger": message.trigger.value,
                     "title": message.trigger.in_words,
+                    "userLeft": message.user_left,
                     "at": int(message.at * 1000),
                 },
             )
@@ -298,7 +283,6 @@ class Hub:
         key = (tenant_id, user_id)
         self._pending.discard(key)
         self._last_sent.pop(key, None)
-        self._reasons.pop(key, None)
         self._broadcast(
             tenant_id,
             {"type": "user_left", "userId": user_id, "reason": reason, "at": int(at * 1000)},
@@ -343,7 +327,7 @@ class Hub:
             {
                 "type": "user",
                 "serverTime": self._wall_ms(),
-                "user": user_json(state, self._reasons.get(key)),
+                "user": user_json(state),
             },
         )
 

@@ -26,9 +26,8 @@ def _ms(t: float | None) -> int | None:
     return None if t is None else int(t * 1000)
 
 
-def user_json(state: UserState, reasons: Mapping[Trigger, str] | None = None) -> dict[str, Any]:
-    """A live user's state as the dashboard shows it."""
-    reasons = reasons or {}
+def user_json(state: UserState) -> dict[str, Any]:
+    """A live user's state as the dashboard shows it (as of its last evaluation)."""
     message = state.last_error_message
     if message is not None and len(message) > SHORT_MESSAGE_CHARS:
         message = message[:SHORT_MESSAGE_CHARS] + "…"
@@ -43,6 +42,10 @@ def user_json(state: UserState, reasons: Mapping[Trigger, str] | None = None) ->
         "currentRoute": state.current_route,
         "routeEnteredAt": _ms(state.route_entered_at) if state.current_route else None,
         "visible": state.visible,
+        "presence": state.presence,
+        "presenceSince": _ms(state.presence_since),
+        "focused": state.focused,
+        "lastInputAt": _ms(state.last_input_at),
         "totalEvents": state.total_events,
         "totalErrors": state.total_errors,
         "lastErrorAt": _ms(state.last_error_at),
@@ -54,9 +57,9 @@ def user_json(state: UserState, reasons: Mapping[Trigger, str] | None = None) ->
                 "trigger": trigger.value,
                 "title": trigger.in_words,
                 "since": _ms(since),
-                "reason": reasons.get(trigger),
+                "reason": reason,
             }
-            for trigger, since in state.active
+            for trigger, since, reason in state.active
         ],
         "acknowledgedAt": _ms(state.acknowledged_at),
         "acknowledgedBy": state.acknowledged_by,
@@ -78,6 +81,8 @@ def summary_json(row: Mapping[str, Any]) -> dict[str, Any]:
         "email": row["user_email"],
         "tier": row["subscription_tier"],
         "live": False,
+        "presence": "gone",
+        "presenceSince": row["last_active_at"],
         "sessionOpen": bool(row["session_open"]),
         "firstSeenAt": row["first_seen_at"],
         "sessionStartedAt": row["session_started_at"],

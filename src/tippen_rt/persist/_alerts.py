@@ -33,9 +33,11 @@ DISABLED: Final = "disabled"
 DeliveryStatus = Literal["pending", "sent", "suppressed", "failed", "disabled"]
 AlertStatus = Literal["open", "acknowledged", "resolved"]
 
-#: ``resolution`` values: the user recovered (or left); a newer alert for the
+#: ``resolution`` values: the user recovered; the user left (heartbeats
+#: stopped, or the session ended) before anyone helped; a newer alert for the
 #: same trigger replaced one left open (e.g. across a restart without snapshot).
 RECOVERED: Final = "recovered"
+USER_LEFT: Final = "user_left"
 SUPERSEDED: Final = "superseded"
 
 _COLUMNS = (
@@ -69,7 +71,7 @@ class Alert:
     # Lifecycle
     opened_at: int
     resolved_at: int | None
-    #: ``"recovered"`` or ``"superseded"`` once resolved.
+    #: ``"recovered"``, ``"user_left"`` or ``"superseded"`` once resolved.
     resolution: str | None
     acknowledged_at: int | None
     acknowledged_by: str | None
@@ -270,9 +272,16 @@ def _resolve_ids(
 
 
 def resolve_alerts(
-    conn: sqlite3.Connection, tenant_id: int, user_id: str, trigger: str, *, at: int, now: int
+    conn: sqlite3.Connection,
+    tenant_id: int,
+    user_id: str,
+    trigger: str,
+    *,
+    at: int,
+    now: int,
+    resolution: str = RECOVERED,
 ) -> list[Alert]:
-    """Resolve the user's unresolved alerts for ``trigger`` (the user recovered)."""
+    """Resolve the user's unresolved alerts for ``trigger`` (recovered, or ``USER_LEFT``)."""
     ids = [
         int(r[0])
         for r in conn.execute(
@@ -281,7 +290,7 @@ def resolve_alerts(
             (tenant_id, user_id, trigger),
         )
     ]
-    return _resolve_ids(conn, ids, RECOVERED, at, now)
+    return _resolve_ids(conn, ids, resolution, at, now)
 
 
 def acknowledge_alert(
