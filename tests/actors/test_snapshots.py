@@ -382,3 +382,26 @@ async def test_after_a_crash_only_events_after_the_watermark_are_read(
         assert busy is not None and busy.total_events == 2
         report = live.sent[1]
         assert report.replayed_events == 1  # the click; nothing of "idle"
+
+
+async def test_replayed_heartbeats_keep_their_input_and_focus(
+    world: Any, autojump_clock: MockClock
+) -> None:
+    store, snapshots, tenant, clock = world
+    async with crashing(snapshots, tenant, clock) as (live, _):
+        await send_stored(live, store, "ann", ROUTE)
+        await live.at(30)
+        await send_stored(live, store, "ann", TYPING)
+        await live.at(40)
+        await send_stored(live, store, "ann", {"type": "heartbeat", "input": 0, "focused": False})
+        before = live.registry.state(tenant.id, "ann")
+    await snapshots.delete([(tenant.id, "ann")])
+    async with incarnation(store, snapshots, tenant, clock) as live:
+        ann = live.registry.state(tenant.id, "ann")
+        assert before is not None and ann is not None
+        assert (ann.last_input_at, ann.focused) == (T0 + 30, False)
+        assert (ann.last_input_at, ann.input_since, ann.focused) == (
+            before.last_input_at,
+            before.input_since,
+            before.focused,
+        )

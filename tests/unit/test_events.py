@@ -193,3 +193,40 @@ def test_limits_are_configurable() -> None:
     events = [ev("click", element="a")] * 3
     with pytest.raises(BadInput):
         validate_batch(batch(events), NOW, limits)
+
+
+def test_a_heartbeat_says_how_much_input_and_whether_focused() -> None:
+    b = validate_batch(
+        batch([ev("heartbeat", input=7, focused=True), ev("heartbeat"), ev("heartbeat", input=0)]),
+        NOW,
+    )
+    counted, bare, none = b.events
+    assert (counted.input_count, counted.focused) == (7, True)
+    assert counted.data is not None and orjson.loads(counted.data) == {"input": 7, "focused": True}
+    assert (bare.input_count, bare.focused, bare.data) == (None, None, None)
+    assert (none.input_count, none.focused) == (0, None)
+
+
+@pytest.mark.parametrize(
+    ("fields", "field"),
+    [
+        ({"input": -1}, "events[0].input"),
+        ({"input": 1.5}, "events[0].input"),
+        ({"input": "3"}, "events[0].input"),
+        ({"input": True}, "events[0].input"),
+        ({"input": 1_000_001}, "events[0].input"),
+        ({"focused": "yes"}, "events[0].focused"),
+        ({"focused": 1}, "events[0].focused"),
+    ],
+)
+def test_bad_heartbeat_fields_are_named(fields: dict[str, object], field: str) -> None:
+    rejects(batch([ev("heartbeat", **fields)]), "invalid_field", field)
+
+
+def test_stored_heartbeat_data_reads_back() -> None:
+    from tippen_rt.events import heartbeat_data, read_heartbeat_data
+
+    for count, focused in [(3, True), (0, False), (None, True), (5, None)]:
+        assert read_heartbeat_data(heartbeat_data(count, focused)) == (count, focused)
+    for junk in ["", "[1]", '{"input": "x", "focused": 2}', "nonsense"]:
+        assert read_heartbeat_data(junk) == (None, None)
