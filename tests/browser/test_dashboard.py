@@ -13,6 +13,7 @@ import re
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import replace
@@ -204,7 +205,10 @@ def test_the_user_page_shows_timeline_journey_and_errors(
     expect(page).to_have_url(re.compile(r"/user-activity/eve"))
 
     expect(page.locator("#u-id")).to_have_text(user)
-    expect(page.locator("#u-live")).to_have_text("Online")
+    # Present (the user's last route change was 40 s ago): a dot and the word.
+    presence = page.locator("#u-live .presence")
+    expect(presence.locator(".pdot")).to_be_visible()
+    expect(presence.locator(".presence-word")).to_have_text(re.compile(r"^(active|idle)$"))
     expect(page.locator("#u-route")).to_have_text("/settings")
     timeline = page.locator("#timeline li")
     expect(timeline).to_have_count(8)
@@ -279,3 +283,153 @@ def test_the_page_reconnects_by_itself_after_a_restart(
         expect(page.locator('tr[data-user="before"]')).to_be_visible()  # restored from snapshot
     finally:
         again.kill()
+
+
+class OpenPages:
+    """Users' open pages, as the tracker keeps them: a heartbeat every half
+    second per user (with input or without) until the test drops the user,
+    whose browser then "vanishes" (no unload, no more heartbeats)."""
+
+    def __init__(self, demo: Demo) -> None:
+        self.demo = demo
+        self.heartbeats: dict[str, dict[str, Any]] = {}
+        self.failures: list[str] = []
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="open-pages", daemon=True)
+        self._thread.start()
+
+    def keep(self, user: str, **heartbeat: Any) -> None:
+        """Send ``{"type": "heartbeat", **heartbeat}`` for ``user`` from now on."""
+        with self._lock:
+            self.heartbeats[user] = heartbeat
+
+    def drop(self, user: str) -> None:
+        """``user``'s browser vanishes."""
+        with self._lock:
+            self.heartbeats.pop(user, None)
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.5):
+            with self._lock:
+                beats = list(self.heartbeats.items())
+            for user, heartbeat in beats:
+                try:
+                    send(
+                        self.demo.url, self.demo.api_key, user, [{"type": "heartbeat", **heartbeat}]
+                    )
+                except Exception as exc:  # reported by close()
+                    self.failures.append(f"{user}: {exc!r}")
+
+    def close(self) -> None:
+        """Stop; fail if a heartbeat was refused."""
+        self._stop.set()
+        self._thread.join(timeout=15)
+        assert not self.failures, self.failures
+
+
+@pytest.fixture
+def open_pages(demo: Demo) -> Iterator[OpenPages]:
+    pages = OpenPages(demo)
+    try:
+        yield pages
+    finally:
+        pages.close()
+
+
+PRESENCE_WAIT_MS = 30_000
+
+
+def wait_rows_in_order(page: Page, first: set[str], then: set[str], timeout_s: float = 10) -> None:
+    """Until the users list shows every user of ``first`` above every one of ``then``."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        order = page.locator("tbody#users tr").evaluate_all("rows => rows.map(r => r.dataset.user)")
+        if set(order) == first | then and set(order[: len(first)]) == first:
+            return
+        assert time.monotonic() < deadline, f"rows {order}: {first} should come before {then}"
+        page.wait_for_timeout(50)
+
+
+def test_presence_shows_on_rows_and_alerts_and_away_users_sink(
+    demo: Demo, page: Page, snap: Snap, open_pages: OpenPages
+) -> None:
+    """Against the presence spec (issue 16): idle_after_s and presence_timeout_s
+    shortened, users' pages stood in for by heartbeats."""
+    set_demo_settings(demo, idle_after_s=3.0, presence_timeout_s=6.0)
+    log_in(page, demo.url, login_token(demo.server))
+    key = demo.api_key
+
+    def row(user: str) -> Any:
+        return page.locator(f'tr[data-user="{user}"]')
+
+    send(demo.url, key, "ann@active", [{"type": "route", "route": "/projects"}])
+    open_pages.keep("ann@active", input=3, focused=True)
+    send(demo.url, key, "ian@idle", [{"type": "route", "route": "/reports"}])
+    open_pages.keep("ian@idle", input=0, focused=True)
+    send(
+        demo.url,
+        key,
+        "hal@hidden",
+        [{"type": "route", "route": "/settings"}, {"type": "visibility", "state": "hidden"}],
+    )
+    open_pages.keep("hal@hidden", input=0, focused=False)
+    # Al's browser vanishes after one heartbeat.
+    send(demo.url, key, "al@away", [{"type": "route", "route": "/docs"}, {"type": "heartbeat"}])
+    # Erin hits errors while working: an alert, then her browser vanishes too.
+    errors = [
+        {"type": "error", "message": f"TypeError: total is undefined ({i})"} for i in range(4)
+    ]
+    send(demo.url, key, "erin@errors", [{"type": "route", "route": "/export"}, *errors])
+    open_pages.keep("erin@errors", input=2, focused=True)
+
+    erin_card = page.locator('.alert[data-user="erin@errors"]')
+    expect(erin_card).to_contain_text("Repeated errors")
+    expect(erin_card.locator(".presence-word")).to_have_text("active")
+    reason = erin_card.locator(".alert-reasons").inner_text()
+    assert re.fullmatch(r"Repeated errors: .+", reason.strip()), reason
+
+    expected = {
+        "ann@active": "active",
+        "ian@idle": "idle",
+        "hal@hidden": "hidden",
+        "al@away": "away",
+    }
+    for user, state in expected.items():
+        presence = row(user).locator(".presence")
+        expect(presence).to_have_attribute("data-presence", state, timeout=PRESENCE_WAIT_MS)
+        expect(presence.locator(".presence-word")).to_have_text(state)
+    expect(row("ian@idle").locator(".presence-since")).to_contain_text("for ")
+    expect(row("al@away").locator(".presence-since")).to_contain_text("last seen")
+    expect(page.locator("#stat-away")).to_have_text("1 away")
+
+    # Erin's browser vanishes: away, and her open alert closes as "user left",
+    # keeping its reason.
+    open_pages.drop("erin@errors")
+    expect(row("erin@errors")).to_have_attribute("data-presence", "away", timeout=PRESENCE_WAIT_MS)
+    expect(erin_card).to_have_class(re.compile(r"\bleft\b"), timeout=PRESENCE_WAIT_MS)
+    expect(erin_card).to_contain_text("User left")
+    expect(erin_card).to_contain_text(reason.strip())
+    expect(erin_card).not_to_contain_text("Recovered")
+    expect(erin_card.locator(".presence-word")).to_have_text("away")
+    expect(page.locator("#stat-support")).to_have_text("0")
+
+    present = {"ann@active", "ian@idle", "hal@hidden"}
+    away = {"al@away", "erin@errors"}
+    wait_rows_in_order(page, present, away)
+    page.select_option("#f-presence", "present")
+    wait_rows_in_order(page, present, set())
+    page.select_option("#f-presence", "away")
+    wait_rows_in_order(page, away, set())
+    page.select_option("#f-presence", "idle")
+    wait_rows_in_order(page, {"ian@idle"}, set())
+    page.select_option("#f-presence", "")
+    snap(page)
+
+    # The user page says the same, and why the alert closed.
+    erin_card.get_by_role("link", name="View").click()
+    expect(page.locator("#u-live .presence-word")).to_have_text("away")
+    expect(page.locator("#u-live .presence")).to_contain_text("last seen")
+    item = page.locator("#user-alerts li").first
+    expect(item).to_contain_text("User left")
+    expect(item).to_contain_text(reason.strip())

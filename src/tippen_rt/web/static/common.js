@@ -82,6 +82,105 @@
     });
   }
 
+  /** A time span in words, coarse: "12 s", "3 min", "2 h 5 min", "3 d". */
+  function roughly(ms) {
+    if (ms === null || ms === undefined || isNaN(ms)) return '–';
+    var s = Math.max(0, Math.round(ms / 1000));
+    if (s < 60) return s + ' s';
+    var m = Math.floor(s / 60);
+    if (m < 60) return m + ' min';
+    var h = Math.floor(m / 60);
+    if (h < 48) return h + ' h' + (m % 60 ? ' ' + (m % 60) + ' min' : '');
+    return Math.floor(h / 24) + ' d';
+  }
+
+  // ---- ticking text ---------------------------------------------------------
+
+  /** A span whose text fn() gives; tickAll() (every second) keeps it current. */
+  function ticking(fn, attrs) {
+    var span = el('span', attrs || null, fn());
+    span.classList.add('tick');
+    span.tickFn = fn;
+    return span;
+  }
+
+  function tickAll() {
+    var nodes = document.querySelectorAll('.tick');
+    for (var i = 0; i < nodes.length; i++) {
+      var text = nodes[i].tickFn ? nodes[i].tickFn() : null;
+      if (text !== null && nodes[i].textContent !== text) nodes[i].textContent = text;
+    }
+  }
+
+  // ---- presence ---------------------------------------------------------------
+
+  // What each presence state means, for the title (tooltip) next to its word.
+  var PRESENCE = {
+    active: 'Active: the page is open and the user is interacting with it',
+    idle: 'Idle: the page is open and visible, no input for a while',
+    hidden: 'Hidden: the tab is in the background',
+    away: 'Away: the page stopped answering (browser closed, asleep or offline)',
+    gone: 'Gone: the session is over'
+  };
+  // Sort rank: present users first, then away, then gone.
+  var PRESENCE_RANK = {active: 0, idle: 0, hidden: 0, away: 1, gone: 2};
+
+  /**
+   * {state, since} of a user as the server sent it.  A user who is not live is
+   * gone; a live user without ``presence`` (a server that does not send it) is
+   * active, or hidden when its tab is.
+   */
+  function presenceOf(u) {
+    var state = u.presence;
+    if (u.live === false) state = 'gone';
+    else if (!PRESENCE[state]) state = u.visible === false ? 'hidden' : 'active';
+    var since = typeof u.presenceSince === 'number' ? u.presenceSince : null;
+    if (since === null && state === 'gone') since = u.lastEventAt || null;
+    return {state: state, since: since};
+  }
+
+  function isPresent(state) { return PRESENCE_RANK[state] === 0; }
+
+  /** "for 3 min" / "last seen 2 min ago" (away, gone); '' when unknown. */
+  function presenceSince(p) {
+    if (!p.since) return '';
+    var d = serverNow() - p.since;
+    if (p.state === 'away' || p.state === 'gone') {
+      return 'last seen ' + (d < 5000 ? 'just now' : roughly(d) + ' ago');
+    }
+    return 'for ' + roughly(d);
+  }
+
+  /** "idle for 3 min", "away · last seen 2 min ago", "gone". */
+  function presenceText(p) {
+    var since = presenceSince(p);
+    if (!since) return p.state;
+    return p.state + (p.state === 'away' || p.state === 'gone' ? ' · ' : ' ') + since;
+  }
+
+  /**
+   * A coloured dot and the presence word, then since when (ticking).  The word
+   * is text, so the state never depends on the colour alone; ``stacked`` puts
+   * "since" on a second line (table cells).
+   */
+  function presenceBadge(u, options) {
+    var p = presenceOf(u);
+    var stacked = options && options.stacked;
+    var sep = (p.state === 'away' || p.state === 'gone') ? ' · ' : ' ';
+    var node = el('span', {
+      class: 'presence p-' + p.state + (stacked ? ' stacked' : ''),
+      'data-presence': p.state,
+      title: PRESENCE[p.state]
+    },
+      el('span', {class: 'pdot', 'aria-hidden': 'true'}),
+      el('span', {class: 'presence-word', text: p.state}));
+    if (p.since) {
+      node.appendChild(el('span', {class: 'presence-sep', text: sep}));
+      node.appendChild(ticking(function () { return presenceSince(p); }, {class: 'presence-since'}));
+    }
+    return node;
+  }
+
   var TIERS = {free_trial: 'Free trial', paid: 'Paid', enterprise: 'Enterprise'};
   function tierBadge(tier) {
     return el('span', {class: 'badge ' + (TIERS[tier] ? tier : ''), text: TIERS[tier] || tier});
@@ -233,7 +332,9 @@
   };
 
   window.tippenAdmin = {
-    el: el, svg: svg, clear: clear, userUrl: userUrl, duration: duration, ago: ago,
+    el: el, svg: svg, clear: clear, userUrl: userUrl, duration: duration, ago: ago, roughly: roughly,
+    ticking: ticking, tickAll: tickAll, presenceOf: presenceOf, isPresent: isPresent,
+    presenceText: presenceText, presenceBadge: presenceBadge, PRESENCE: PRESENCE, PRESENCE_RANK: PRESENCE_RANK,
     clock: clock, dateTime: dateTime, serverNow: serverNow, setServerTime: setServerTime,
     tierBadge: tierBadge, api: api, toast: toast, startVideoCall: startVideoCall,
     acknowledge: acknowledge, LiveSocket: LiveSocket, TIERS: TIERS

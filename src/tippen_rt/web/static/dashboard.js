@@ -7,13 +7,18 @@
   var MAX_ROWS = 300;
   var live = new Map();      // userId -> live user (from the socket)
   var recent = new Map();    // userId -> stored summary (scope "recent")
+  var leftHere = new Map();  // userId -> when a user_left message moved them to ``recent``
   var storedAlerts = new Map();  // alert id -> alert (when the alerts service runs)
+  var leftAlerts = new Map();    // alert id -> alert resolved because the user left
+  var LEFT_SHOWN_MS = 15 * 60000;  // how long a "User left" card stays
+  var dismissed = loadDismissed();  // ids of "User left" alerts an admin put away
   var connected = false;     // a snapshot has arrived at least once
   var renderQueued = false;
 
   var $ = function (id) { return document.getElementById(id); };
   var form = {
-    q: $('f-q'), scope: $('f-scope'), tier: $('f-tier'), active: $('f-active'), support: $('f-support')
+    q: $('f-q'), scope: $('f-scope'), tier: $('f-tier'), active: $('f-active'), support: $('f-support'),
+    presence: $('f-presence')
   };
 
   function filters() {
@@ -22,13 +27,21 @@
       scope: form.scope.value,
       tier: form.tier.value,
       activeMin: form.active.value ? parseInt(form.active.value, 10) : null,
-      support: form.support.checked
+      support: form.support.checked,
+      presence: form.presence.value
     };
+  }
+
+  function presenceMatches(state, wanted) {
+    if (!wanted) return true;
+    if (wanted === 'present') return A.isPresent(state);
+    return state === wanted;
   }
 
   function matches(user, f) {
     if (f.tier && user.tier !== f.tier) return false;
     if (f.support && !user.needsSupport) return false;
+    if (f.presence && !presenceMatches(A.presenceOf(user).state, f.presence)) return false;
     if (f.activeMin && (user.lastEventAt || 0) < A.serverNow() - f.activeMin * 60000) return false;
     if (f.q) {
       var id = String(user.userId).toLowerCase();
@@ -39,17 +52,7 @@
   }
 
   /** A text span that a 1 s ticker keeps current (times on page, "ago"). */
-  function ticking(fn, attrs) {
-    var span = el('span', attrs || null, fn());
-    span.classList.add('tick');
-    span.tickFn = fn;
-    return span;
-  }
-
-  function tick() {
-    var nodes = document.querySelectorAll('.tick');
-    for (var i = 0; i < nodes.length; i++) nodes[i].textContent = nodes[i].tickFn();
-  }
+  var ticking = A.ticking;
 
   // Rows and cards are rebuilt only when their user changed, so a button
   // under the mouse is not replaced while it is being clicked.
@@ -87,6 +90,7 @@
       m.users.forEach(function (u) { live.set(u.userId, u); });
       storedAlerts.clear();
       (m.alerts || []).forEach(function (a) { storedAlerts.set(a.id, a); });
+      loadLeftAlerts();  // (re)connected: alerts that closed meanwhile
     } else if (m.type === 'user') {
       live.set(m.user.userId, m.user);
       statsSoon();
@@ -94,16 +98,57 @@
       var gone = live.get(m.userId);
       live.delete(m.userId);
       if (gone && m.reason !== 'erased' && form.scope.value === 'recent') {
-        gone.live = false;
-        gone.needsSupport = false;
-        recent.set(gone.userId, gone);
+        // A new object, so its cached row is rebuilt.
+        recent.set(gone.userId, Object.assign({}, gone, {
+          live: false, needsSupport: false, presence: 'gone', presenceSince: gone.lastEventAt || m.at
+        }));
+        leftHere.set(gone.userId, Date.now());
       }
-      if (m.reason === 'erased') recent.delete(m.userId);
+      if (m.reason === 'erased') {
+        recent.delete(m.userId);
+        leftHere.delete(m.userId);
+        leftAlerts.forEach(function (a, id) { if (a.userId === m.userId) leftAlerts.delete(id); });
+      }
+      cardCache.delete(m.userId);  // a "User left" card now says gone
     } else if (m.type === 'alert' && m.alert) {
       if (m.alert.status === 'resolved') storedAlerts.delete(m.alert.id);
       else storedAlerts.set(m.alert.id, m.alert);
+      keepIfLeft(m.alert);
       cardCache.delete(m.alert.userId);  // its Slack line changes
     }
+    queueRender();
+  }
+
+  // ---- alerts closed because the user left ---------------------------------------
+
+  function loadDismissed() {
+    try { return new Set(JSON.parse(sessionStorage.getItem('tippen.dismissedLeft') || '[]')); } catch (e) { return new Set(); }
+  }
+
+  function saveDismissed() {
+    try { sessionStorage.setItem('tippen.dismissedLeft', JSON.stringify(Array.from(dismissed).slice(-200))); } catch (e) { /* private mode */ }
+  }
+
+  function keepIfLeft(a) {
+    if (a.status === 'resolved' && a.resolution === 'user_left' && !dismissed.has(a.id)) leftAlerts.set(a.id, a);
+    else leftAlerts.delete(a.id);
+  }
+
+  /** Alerts that closed because the user left, in the last LEFT_SHOWN_MS (they survive a reload). */
+  function loadLeftAlerts() {
+    A.api('/api/admin/alerts?status=resolved&limit=100').then(function (body) {
+      (body.alerts || []).forEach(function (a) {
+        if (a.id !== null && a.id !== undefined && (a.resolvedAt || 0) > A.serverNow() - LEFT_SHOWN_MS) keepIfLeft(a);
+      });
+      queueRender();
+    }).catch(function () {});
+  }
+
+  function dismissLeft(userId) {
+    leftAlerts.forEach(function (a, id) {
+      if (a.userId === userId) { dismissed.add(id); leftAlerts.delete(id); }
+    });
+    saveDismissed();
     queueRender();
   }
 
@@ -121,8 +166,14 @@
     if (f.q) params.set('q', f.q);
     A.api('/api/admin/users?' + params.toString()).then(function (body) {
       A.setServerTime(body.serverTime);
-      recent.clear();
-      body.users.forEach(function (u) { if (!u.live) recent.set(u.userId, u); });
+      var fresh = new Map();
+      body.users.forEach(function (u) { if (!u.live) fresh.set(u.userId, u); });
+      // Users who left while this answer was on its way stay until it has them.
+      leftHere.forEach(function (at, id) {
+        if (fresh.has(id) || live.has(id) || at < Date.now() - 120000) leftHere.delete(id);
+        else if (recent.has(id)) fresh.set(id, recent.get(id));
+      });
+      recent = fresh;
       queueRender();
     }).catch(function () {}).finally(function () {
       recentTimer = setTimeout(loadRecent, 30000);
@@ -148,22 +199,23 @@
     if (u.needsSupport) {
       return el('span', {class: 'badge warn', text: 'Needs help'});
     }
-    if (!u.live) return el('span', {class: 'badge off', text: 'Offline'});
-    if (u.triggers && u.triggers.length) return el('span', {class: 'badge', text: 'Acknowledged'});
-    return el('span', {class: 'badge ok', text: u.visible ? 'Active' : 'Tab hidden'});
+    if (u.live && u.triggers && u.triggers.length) return el('span', {class: 'badge', text: 'Acknowledged'});
+    if (leftShown.has(u.userId)) return el('span', {class: 'badge off', text: 'User left'});
+    return el('span', {class: 'muted', text: '–'});
   }
 
   function userRow(u) {
     var onPage = function () {
       return A.duration(u.live && u.routeEnteredAt ? A.serverNow() - u.routeEnteredAt : u.timeOnCurrentPageMs);
     };
-    var dotClass = 'dot' + (u.live ? (u.visible ? ' live' : ' hidden-tab') : '');
-    return el('tr', {class: (u.needsSupport ? 'needs' : '') + (u.live ? '' : ' offline'), 'data-user': u.userId},
+    var state = A.presenceOf(u).state;
+    return el('tr', {class: (u.needsSupport ? 'needs' : '') + (u.live ? '' : ' offline') + ' p-' + state,
+                     'data-user': u.userId, 'data-presence': state},
       el('td', null, el('div', {class: 'user-cell'},
-        el('span', {class: dotClass, title: u.live ? (u.visible ? 'Online, page visible' : 'Online, tab hidden') : 'Offline'}),
         el('div', {class: 'names'},
           el('a', {href: A.userUrl(u.userId), text: u.userId, title: u.userId}),
           u.email ? el('div', {class: 'email', text: u.email, title: u.email}) : null))),
+      el('td', {class: 'presence-cell'}, A.presenceBadge(u, {stacked: true})),
       el('td', null, A.tierBadge(u.tier)),
       el('td', null, u.currentRoute ? el('span', {class: 'route', text: u.currentRoute, title: u.currentRoute}) : '–'),
       el('td', {class: 'num'}, ticking(onPage)),
@@ -179,7 +231,12 @@
     if (f.scope === 'recent') {
       recent.forEach(function (u) { if (!live.has(u.userId) && matches(u, f)) rows.push(u); });
     }
+    var rank = new Map();
+    rows.forEach(function (u) { rank.set(u, A.PRESENCE_RANK[A.presenceOf(u).state]); });
     rows.sort(function (a, b) {
+      // Present users first, then away ones, then those who left; the order
+      // within each group as before.
+      if (rank.get(a) !== rank.get(b)) return rank.get(a) - rank.get(b);
       if (a.needsSupport !== b.needsSupport) return a.needsSupport ? -1 : 1;
       if (a.live !== b.live) return a.live ? -1 : 1;
       return (b.lastEventAt || 0) - (a.lastEventAt || 0);
@@ -193,7 +250,7 @@
       empty.textContent = 'Loading live users…';
     } else if (rows.length) {
       empty.textContent = rows.length > MAX_ROWS ? 'Showing ' + MAX_ROWS + ' of ' + rows.length + ' users; narrow the filters to see the rest.' : '';
-    } else if (f.q || f.tier || f.support || f.activeMin) {
+    } else if (f.q || f.tier || f.support || f.activeMin || f.presence) {
       empty.textContent = 'No users match these filters.';
     } else {
       empty.textContent = 'No one is online right now. Users appear here the moment your app sends their first events.';
@@ -246,6 +303,7 @@
       el('div', {class: 'alert-who'},
         el('a', {href: A.userUrl(u.userId), text: u.userId, title: u.userId}),
         A.tierBadge(u.tier),
+        A.presenceBadge(u),
         u.currentRoute ? el('span', {class: 'route muted', text: u.currentRoute, title: u.currentRoute}) : null,
         ticking(function () {
           return open
@@ -257,7 +315,66 @@
       el('div', {class: 'alert-actions'}, viewLink, ack, call));
   }
 
-  function renderAlerts() {
+  /** The user as far as this page knows: live, recent, or only from their alert. */
+  function knownUser(userId, alert) {
+    return live.get(userId) || recent.get(userId) ||
+      {userId: userId, live: false, tier: alert.tier, presence: 'gone', presenceSince: null};
+  }
+
+  /**
+   * userId -> that user's "user left" alerts (newest first) to show as cards:
+   * resolved in the last LEFT_SHOWN_MS, the user not back (not present) and
+   * without a live card of their own.
+   */
+  function leftCardUsers() {
+    var out = new Map();
+    var oldest = A.serverNow() - LEFT_SHOWN_MS;
+    leftAlerts.forEach(function (a, id) {
+      if ((a.resolvedAt || 0) < oldest) { leftAlerts.delete(id); return; }
+      var u = live.get(a.userId);
+      if (u && (u.needsSupport || (u.triggers && u.triggers.length))) return;
+      if (u && A.isPresent(A.presenceOf(u).state)) return;
+      if (!out.has(a.userId)) out.set(a.userId, []);
+      out.get(a.userId).push(a);
+    });
+    out.forEach(function (list) { list.sort(function (a, b) { return (b.resolvedAt || 0) - (a.resolvedAt || 0); }); });
+    return out;
+  }
+
+  /** An alert that closed because the user left before anyone helped. */
+  function leftCard(userId, alerts) {
+    var last = alerts[0];
+    var u = knownUser(userId, last);
+    var first = alerts.reduce(function (t, a) { return Math.min(t, a.openedAt || t); }, last.openedAt || last.resolvedAt);
+    var reasons = alerts.map(function (a) {
+      return el('div', null, el('span', {class: 'title', text: a.title || a.trigger}), a.reason ? ': ' + a.reason : '');
+    });
+    var helped = alerts.filter(function (a) { return a.acknowledgedBy; })[0];
+    var dismiss = el('button', {type: 'button', class: 'button small ghost', text: 'Dismiss',
+      'aria-label': 'Dismiss the card of ' + userId});
+    dismiss.addEventListener('click', function () { dismissLeft(userId); });
+    return el('div', {class: 'alert left', 'data-user': userId, 'data-left': ''},
+      el('div', {class: 'alert-who'},
+        el('a', {href: A.userUrl(userId), text: userId, title: userId}),
+        A.tierBadge(last.tier || u.tier),
+        el('span', {class: 'badge off left-badge', text: 'User left'}),
+        A.presenceBadge(u),
+        last.route ? el('span', {class: 'route muted', text: last.route, title: last.route}) : null,
+        ticking(function () {
+          return 'needed help for ' + A.duration((last.resolvedAt || 0) - first) + ', left ' + A.ago(last.resolvedAt);
+        }, {class: 'alert-when'})),
+      el('div', {class: 'alert-reasons'}, reasons),
+      el('div', {class: 'delivery muted', text: helped
+        ? 'Acknowledged by ' + helped.acknowledgedBy + ', then the user left.'
+        : 'The user left before anyone helped.'}),
+      el('div', {class: 'alert-actions'},
+        el('a', {class: 'button small', href: A.userUrl(userId), text: 'View'}), dismiss));
+  }
+
+  var leftCache = new Map();  // userId -> {sig, node}
+  var okNode = null;
+
+  function renderAlerts(left) {
     var list = [];
     live.forEach(function (u) { if (u.needsSupport || (u.triggers && u.triggers.length)) list.push(u); });
     list.sort(function (a, b) {
@@ -269,41 +386,69 @@
     var failed = 0;
     storedAlerts.forEach(function (a) { if (a.deliveryStatus === 'failed') failed++; });
     $('alerts-count').textContent = connected
-      ? open + ' need' + (open === 1 ? 's' : '') + ' help' + (storedAlerts.size ? ' · ' + storedAlerts.size + ' unresolved alert' + (storedAlerts.size === 1 ? '' : 's') : '')
+      ? open + ' need' + (open === 1 ? 's' : '') + ' help' +
+        (storedAlerts.size ? ' · ' + storedAlerts.size + ' unresolved alert' + (storedAlerts.size === 1 ? '' : 's') : '') +
+        (left.size ? ' · ' + left.size + ' left before help' : '')
       : '';
     var warn = $('alerts-failed');
     warn.hidden = !(connected && failed);
     warn.textContent = failed + ' alert' + (failed === 1 ? '' : 's') + ' could not be delivered to Slack: check the Slack setup (tippen-rt slack test).';
-    if (!connected || !list.length) {
+    if (!connected) {
       cardCache.clear();
+      leftCache.clear();
+      okNode = null;
       A.clear(box);
-      box.appendChild(connected
-        ? el('div', {class: 'alerts-ok'}, '✓ Nobody needs help right now.')
-        : el('p', {class: 'empty', text: 'Loading…'}));
+      box.appendChild(el('p', {class: 'empty', text: 'Loading…'}));
       return;
     }
-    place(box, list.map(function (u) { return cached(cardCache, u, alertCard); }));
+    var nodes = list.map(function (u) { return cached(cardCache, u, alertCard); });
+    if (!list.length) {
+      okNode = okNode || el('div', {class: 'alerts-ok'}, '✓ Nobody needs help right now.');
+      nodes.push(okNode);
+    }
+    var leftIds = Array.from(left.keys()).sort(function (a, b) {
+      return (left.get(b)[0].resolvedAt || 0) - (left.get(a)[0].resolvedAt || 0);
+    });
+    leftIds.forEach(function (userId) {
+      var alerts = left.get(userId);
+      var p = A.presenceOf(knownUser(userId, alerts[0]));
+      var sig = alerts.map(function (a) { return a.id; }).join(',') + '|' + p.state + '|' + p.since;
+      var hit = leftCache.get(userId);
+      if (!hit || hit.sig !== sig) { hit = {sig: sig, node: leftCard(userId, alerts)}; leftCache.set(userId, hit); }
+      nodes.push(hit.node);
+    });
+    place(box, nodes);
     var ids = new Set(list.map(function (u) { return u.userId; }));
     cardCache.forEach(function (_, id) { if (!ids.has(id)) cardCache.delete(id); });
+    leftCache.forEach(function (_, id) { if (!left.has(id)) leftCache.delete(id); });
   }
 
   function renderStats() {
-    var n = 0, support = 0, trials = 0;
+    var n = 0, support = 0, trials = 0, away = 0;
     live.forEach(function (u) {
       n += 1;
+      if (!A.isPresent(A.presenceOf(u).state)) away += 1;
       if (u.needsSupport) support += 1;
       if (u.tier === 'free_trial') trials += 1;
     });
     if (!connected) return;
     $('stat-live').textContent = String(n);
+    $('stat-away').textContent = away ? away + ' away' : '';
     $('stat-support').textContent = String(support);
     $('stat-trials').textContent = String(trials);
   }
 
+  var leftShown = new Map();  // the last render's leftCardUsers()
+
   function render() {
     var f = filters();
+    var left = leftCardUsers();
+    // Rows whose "User left" status comes or goes are rebuilt.
+    leftShown.forEach(function (_, id) { if (!left.has(id)) rowCache.delete(id); });
+    left.forEach(function (_, id) { if (!leftShown.has(id)) rowCache.delete(id); });
+    leftShown = left;
     renderStats();
-    renderAlerts();
+    renderAlerts(left);
     renderUsers(f);
   }
 
@@ -322,7 +467,7 @@
   new A.LiveSocket(onMessage);
   loadStats();
   setInterval(loadStats, 30000);
-  setInterval(tick, 1000);  // times on page and "ago" move on
+  setInterval(A.tickAll, 1000);  // times on page and "ago" move on
   setInterval(queueRender, 10000);  // "active within" filters move on too
   render();
 })();

@@ -22,8 +22,8 @@
     $('u-id').textContent = userId;
     if (erased) {
       $('u-email').textContent = 'This user\'s data was erased.';
-      $('u-live').className = 'badge off';
-      $('u-live').textContent = 'Erased';
+      A.clear($('u-live'));
+      $('u-live').appendChild(el('span', {class: 'badge off', text: 'Erased'}));
       ['u-call', 'u-erase', 'u-ack'].forEach(function (id) { $(id).disabled = true; });
       return;
     }
@@ -33,8 +33,8 @@
     $('u-tier').className = tier.className;
     $('u-tier').textContent = tier.textContent;
     var isLive = !!liveUser;
-    $('u-live').className = 'badge ' + (isLive ? 'ok' : 'off');
-    $('u-live').textContent = isLive ? (liveUser.visible ? 'Online' : 'Online, tab hidden') : 'Offline';
+    A.clear($('u-live'));
+    $('u-live').appendChild(A.presenceBadge(isLive ? liveUser : Object.assign({}, u, {live: false})));
     $('u-route').textContent = u.currentRoute || '–';
     $('u-route').title = u.currentRoute || '';
     $('u-events').textContent = String(isLive ? u.totalEvents : (u.sessionEvents !== undefined ? u.sessionEvents : u.totalEvents));
@@ -59,6 +59,7 @@
   }
 
   function tick() {
+    A.tickAll();
     var u = liveUser || stored;
     if (!u) return;
     var onPage = liveUser && liveUser.routeEnteredAt ? A.serverNow() - liveUser.routeEnteredAt : u.timeOnCurrentPageMs;
@@ -102,26 +103,57 @@
     disabled: 'dashboard only (no Slack set up)'
   };
 
+  // What a resolved alert's ``resolution`` says: [badge, class, in a sentence].
+  var RESOLUTION = {
+    recovered: ['Recovered', 'ok', 'recovered'],
+    user_left: ['User left', 'off', 'user left'],
+    superseded: ['Replaced', 'off', 'replaced by a newer alert']
+  };
+
   function alertItem(a) {
+    var resolved = RESOLUTION[a.resolution] || ['Resolved', 'ok', 'resolved'];
+    var acked = 'acknowledged' + (a.acknowledgedBy ? ' by ' + a.acknowledgedBy : '') + ' ' + A.ago(a.acknowledgedAt);
     var state = a.status === 'resolved'
-      ? (a.resolution === 'superseded' ? 'replaced by a newer alert' : 'resolved') + ' ' + A.ago(a.resolvedAt)
+      ? (a.acknowledgedAt && a.resolution === 'user_left' ? acked + ', then ' : '') + resolved[2] + ' ' + A.ago(a.resolvedAt)
+      : a.status === 'acknowledged' ? acked : 'open';
+    var badge = a.status === 'resolved'
+      ? el('span', {class: 'badge ' + resolved[1], text: resolved[0]})
       : a.status === 'acknowledged'
-        ? 'acknowledged' + (a.acknowledgedBy ? ' by ' + a.acknowledgedBy : '') + ' ' + A.ago(a.acknowledgedAt)
-        : 'open';
+        ? el('span', {class: 'badge', text: 'Acknowledged'})
+        : el('span', {class: 'badge warn', text: 'Open'});
+    // An open alert shows where the user is now (when they are live).
+    var presence = a.status !== 'resolved' && liveUser ? A.presenceBadge(liveUser) : null;
     var delivery = DELIVERY[a.deliveryStatus] || a.deliveryStatus;
     if (a.deliveryStatus === 'failed' && a.lastError) delivery += ' (' + a.lastError + ')';
     if (a.suppressedCount) delivery += ' · ' + a.suppressedCount + ' later trigger' + (a.suppressedCount === 1 ? '' : 's') + ' held back';
-    return el('li', {class: 'status-' + a.status, 'data-alert': a.id},
-      el('div', null, el('strong', {text: a.title || a.trigger}), a.reason ? ': ' + a.reason : ''),
+    return el('li', {class: 'status-' + a.status + (a.resolution ? ' resolution-' + a.resolution : ''), 'data-alert': a.id},
+      el('div', {class: 'alert-line'}, badge, ' ', el('strong', {text: a.title || a.trigger}), a.reason ? ': ' + a.reason : '',
+        presence ? [' ', presence] : null),
       el('div', {class: 'muted'}, A.ago(a.openedAt) + (a.route ? ' on ' + a.route : '') + ' · ' + state),
       el('div', {class: 'delivery' + (a.deliveryStatus === 'failed' ? ' warn' : ' muted'), text: delivery}));
   }
 
+  var alertsShown = null;  // the last alerts body, redrawn when the presence changes
+  var alertsPresence = '';
+
+  function presenceKey() {
+    var p = liveUser ? A.presenceOf(liveUser) : null;
+    return p ? p.state + '|' + p.since : '';
+  }
+
+  function renderAlertList() {
+    var body = alertsShown;
+    if (!body) return;
+    alertsPresence = presenceKey();
+    var box = $('user-alerts');
+    A.clear(box);
+    body.alerts.forEach(function (a) { box.appendChild(alertItem(a)); });
+  }
+
   function loadAlerts() {
     return A.api('/api/admin/alerts?limit=20&userId=' + q).then(function (body) {
-      var box = $('user-alerts');
-      A.clear(box);
-      body.alerts.forEach(function (a) { box.appendChild(alertItem(a)); });
+      alertsShown = body;
+      renderAlertList();
       var open = body.alerts.filter(function (a) { return a.status !== 'resolved'; }).length;
       $('user-alerts-count').textContent = body.alerts.length
         ? (open ? open + ' unresolved · ' : '') + (body.nextBefore ? 'latest ' : '') + body.alerts.length + ' in all'
@@ -305,14 +337,20 @@
       liveUser = null;
       m.users.forEach(function (u) { if (u.userId === userId) liveUser = u; });
       renderHead();
+      if (presenceKey() !== alertsPresence) renderAlertList();
     } else if (m.type === 'user' && m.user.userId === userId) {
       liveUser = m.user;
       renderHead();
+      if (presenceKey() !== alertsPresence) renderAlertList();
       if (m.user.totalEvents !== lastEvents) { lastEvents = m.user.totalEvents; scheduleRefresh(); }
     } else if (m.type === 'alert' && m.alert && m.alert.userId === userId) {
       loadAlerts();
     } else if (m.type === 'user_left' && m.userId === userId) {
-      if (liveUser) stored = Object.assign({}, liveUser, {live: false, needsSupport: false});
+      if (liveUser) {
+        stored = Object.assign({}, liveUser, {
+          live: false, needsSupport: false, presence: 'gone', presenceSince: liveUser.lastEventAt
+        });
+      }
       liveUser = null;
       if (m.reason === 'erased') erased = true;
       renderHead();
