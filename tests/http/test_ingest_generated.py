@@ -73,6 +73,8 @@ EVENT_KEYS = [
     "name",
     "data",
     "state",
+    "input",
+    "focused",
 ]
 
 
