@@ -8,11 +8,9 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import io
 import os
 import subprocess
 import sys
-import tarfile
 import tempfile
 import time
 from collections.abc import Sequence
@@ -31,6 +29,7 @@ from ._report import (
     machine_info,
     record,
 )
+from ._revs import export_src, resolve_rev
 
 #: CPU use by others (% of all CPUs) above which a benchmark gets a "noisy" note.
 BUSY_PCT = 10.0
@@ -46,6 +45,7 @@ BENCHMARKS: tuple[str, ...] = (
     "actors",
     "recovery",
     "dashboard",
+    "presence",
     "soak",
 )
 
@@ -114,6 +114,14 @@ def _parser() -> argparse.ArgumentParser:
         help="benchmark the service as of git revision REV (its src/ exported to a temp dir;"
         " bench/ itself stays as in the working tree)",
     )
+    p.add_argument(
+        "--baseline",
+        default=d.baseline,
+        metavar="REV",
+        help="before/after benchmarks (presence) also run the service at REV as 'before';"
+        " 'none' skips it (default 'auto': HEAD if src/ has uncommitted changes,"
+        " else the commit before the one measured)",
+    )
     p.add_argument("--no-record", action="store_true", help=f"do not append to {RESULTS_FILE.name}")
     return p
 
@@ -145,6 +153,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         rate_per_s=args.rate,
         loadgen=args.loadgen,
         profile_s=args.profile,
+        baseline=args.baseline,
+        quick=args.quick,
     )
     machine = machine_info()
     git = git_commit()
@@ -196,13 +206,7 @@ def _run_at(rev: str, argv: list[str]) -> int:
     The servers and CLI the benchmarks start inherit PYTHONPATH, so they run
     that revision too.  Read-only for the repository: ``git archive``, no checkout.
     """
-    sha = subprocess.run(
-        ["git", "rev-parse", "--verify", f"{rev}^{{commit}}"],
-        cwd=REPO_DIR,
-        capture_output=True,
-        text=True,
-        check=False,
-    ).stdout.strip()
+    sha = resolve_rev(rev)
     if not sha:
         print(f"--at {rev}: not a git revision", file=sys.stderr)
         return 2
@@ -216,16 +220,8 @@ def _run_at(rev: str, argv: list[str]) -> int:
         elif not arg.startswith("--at="):
             rest.append(arg)
     with tempfile.TemporaryDirectory(prefix=f"tippen-bench-{sha[:8]}-") as tmp:
-        archive = subprocess.run(
-            ["git", "archive", "--format=tar", sha, "src"],
-            cwd=REPO_DIR,
-            capture_output=True,
-            check=True,
-        ).stdout
-        with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
-            tar.extractall(tmp, filter="data")
         env = dict(os.environ)
-        src = str(Path(tmp) / "src")
+        src = str(export_src(sha, Path(tmp)))
         env["PYTHONPATH"] = os.pathsep.join(p for p in (src, env.get("PYTHONPATH")) if p)
         env[SRC_REV_ENV] = sha
         return subprocess.run(

@@ -28,3 +28,9 @@ class Options:
     loadgen: str = "auto"
     #: Seconds of py-spy sampling of the ingest server after the measured phases (0 = off).
     profile_s: float = 0.0
+    #: Benchmarks that compare before and after (``presence``) also run the service
+    #: at this git revision as "before": "auto" (HEAD if src/ has uncommitted
+    #: changes, else the commit before the one measured), a revision, or "none".
+    baseline: str = "auto"
+    #: ``--quick``: a smoke run; benchmarks may shrink their population and times.
+    quick: bool = False
