@@ -16,9 +16,13 @@
   var ss, ls;
   try { ss = w.sessionStorage; ls = w.localStorage; } catch (e) {}
   function get(s, k) { try { return s.getItem(k); } catch (e) {} }
+  function put(s, k, v) { try { v ? s.setItem(k, v) : s.removeItem(k); } catch (e) {} }
+  function rid() { return crypto.getRandomValues(new Uint32Array(4)).join('-'); }
 
   var MAX_BATCH = 50, MAX_KEPT = 2000, OPT = 'tippen_opt_out';
-  var apiKey = attr('api-key'), KEY = 'tippen_q_' + apiKey;
+  // KEY: this tab's state in sessionStorage; KEY + '.' + a page id: this
+  // page's outbox in localStorage, which the next page load of the app sends.
+  var apiKey = attr('api-key'), KEY = 'tippen_q_' + apiKey, me = KEY + '.' + rid();
   var endpoint = attr('endpoint',
     (script.src ? new URL(script.src).origin : location.origin) + '/api/track/user-activity');
   var flushMs = +attr('flush-interval') || 5000, beatMs = +attr('heartbeat-interval') || 30000;
@@ -27,7 +31,7 @@
   // q: events not in a batch yet; out: batches to send, oldest first. A batch
   // keeps its batchId across retries and reloads, so the server dedups it.
   var q = [], out = [], user = {}, busy, tries = 0, retryAt = 0, flushT, beatT, dirty;
-  var cur, mark, gone, seen = {}, errors = 0;
+  var cur, mark, gone, seen = {}, errors = 0, room, inputs = 0, quiet;
   try { var kept = JSON.parse(get(ss, KEY)); q = kept.q; out = kept.o; } catch (e) {}
   if (!Array.isArray(q) || !Array.isArray(out)) q = [], out = [];
 
@@ -37,22 +41,31 @@
   function clip(s, n) { return s == null ? undefined : wf(String(s).replace(/\0/g, '').slice(0, n)); }
   function txt(s, n) { s = clip(s, n); return /\S/.test(s) ? s : undefined; }
   function bytes(s) { return new TextEncoder().encode(s).length; }
-  q = q.filter(function (e) { return Date.now() - e.timestamp < 8e7; }); // server: 24 h
+  // the server takes events of the last 24 h only
+  q = q.filter(function (e) { return Date.now() - e.timestamp < 8e7; });
   function visible() { return d.visibilityState !== 'hidden'; }
   function now() { return Date.now(); }
 
+  // Everything to sessionStorage (this tab). Sealed batches (s: sent or
+  // kept at page hide; they never change, so any page may send them again)
+  // to localStorage: the newest that fit in ~200 kB for all pages of the origin.
   function saveNow() {
     dirty = 0;
-    try {
-      if (off) ss.removeItem(KEY); else ss.setItem(KEY, JSON.stringify({ q: q, o: out }));
-    } catch (e) {}
+    var o = off ? [] : out.filter(function (x) { return x.s; }), t = 0, k;
+    for (k in ls) if (!k.indexOf('tippen_q_') && k != me) t += ls[k].length;
+    o.forEach(function (x) { t += x.n; });
+    while (t > 2e5 && o.length) t -= o.shift().n;
+    put(ls, me, o.length && JSON.stringify(o));
+    put(ss, KEY, !off && JSON.stringify({ q: q, o: out }));
   }
   function save() {
-    if (!dirty) { dirty = 1; Promise.resolve().then(saveNow); }
+    if (!dirty) { dirty = 1; Promise.resolve().then(safe(saveNow)); }
   }
 
   function push(type, ev) {
-    if (off || q.length + out.length * MAX_BATCH >= MAX_KEPT) return; // bounded
+    // at most MAX_KEPT events kept; nothing after page hide or opt-out
+    var n = out.reduce(function (a, x) { return a + x.b.events.length; }, q.length);
+    if (off || gone || n >= MAX_KEPT) return;
     ev.type = type;
     ev.timestamp = now();
     ev.route = ev.route || cur;
@@ -70,11 +83,9 @@
       n = bytes(JSON.stringify(q[0]));
       if (!last || last.s || last.b.userId !== user.id || last.b.events.length >= MAX_BATCH ||
         (last.n || 0) + n > 6e4) {
-        var r = crypto.getRandomValues(new Uint32Array(4));
         out.push(last = { s: 0, b: {
           apiKey: apiKey, userId: user.id, userEmail: user.email,
-          subscriptionTier: user.tier, userHash: user.hash, events: [],
-          batchId: 'b-' + Array.from(r, function (x) { return x.toString(36); }).join('')
+          subscriptionTier: user.tier, userHash: user.hash, events: [], batchId: 'b-' + rid()
         } });
       }
       last.b.events.push(q.shift());
@@ -83,12 +94,16 @@
     save();
   }
 
-  // keep: page is hiding, send every batch now with keepalive.
+  // keep: page is hiding, send now with keepalive, oldest first, what fits
+  // in the 64 KiB of keepalive bodies a page may have in flight (Fetch
+  // standard); the rest (and what was sent, until acknowledged) stays
+  // stored for the next page load.
   function flush(keep) {
     clearTimeout(flushT);
     flushT = 0;
     if (off) return;
     batch();
+    room = 65e3;
     if (keep) out.forEach(function (item) { send(item, 1); }); else pump();
   }
 
@@ -108,7 +123,10 @@
   // -> 0 when done (stored, or refused for good), else ms to wait and retry.
   function send(item, keep) {
     item.s = 1;
-    var body = JSON.stringify(Object.assign({ sentAt: now() }, item.b));
+    save();
+    var body = JSON.stringify(Object.assign({ sentAt: now() }, item.b)), n = bytes(body);
+    // what does not fit stays stored
+    if (keep && (room -= n) < 0) return room += n;
     return new Promise(function (ok) {
       // a string body is text/plain: no CORS preflight
       ok(fetch(endpoint, { method: 'POST', body: body, keepalive: !!keep, credentials: 'omit' }));
@@ -122,7 +140,6 @@
       }
       return backoff(r.headers.get('Retry-After'));
     }, function () {
-      if (keep && navigator.sendBeacon) navigator.sendBeacon(endpoint, body);
       return backoff();
     });
   }
@@ -134,9 +151,11 @@
     return Math.max(ms, Math.min(s * 1000 || 0, 600000));
   }
 
-  // What is not acknowledged stays in sessionStorage for the next page load.
+  // What is not acknowledged stays stored for the next page load. The
+  // leave events get a small batch of their own, so they fit the keepalive.
   function hide(state) {
-    clearTimeout(beatT);
+    batch();
+    out.forEach(function (x) { x.s = 1; });
     leave();
     push('visibility', { state: state });
     flush(1);
@@ -161,15 +180,28 @@
     if (route() !== cur) { leave(); enter(); }
   }
 
+  // Heartbeats, also while the page is hidden: the user is still there, how
+  // many input events happened since the last one (a count, never what they
+  // were) and whether the window has focus. Sent at once.
+  function hb(f) {
+    push('heartbeat', { input: Math.min(inputs, 1e6), focused: f == null ? d.hasFocus() : f });
+    quiet = !inputs;
+    inputs = 0;
+    beat();
+  }
   function beat() {
     clearTimeout(beatT);
-    if (!off && visible()) {
-      beatT = setTimeout(safe(function () {
-        push('heartbeat', { focused: d.hasFocus() });
-        beat();
-      }), beatMs);
-    }
+    if (!off && !gone) beatT = setTimeout(safe(function () { hb(); flush(); }), beatMs);
   }
+  // The first input after a heartbeat without any: a heartbeat now.
+  'pointerdown pointermove keydown wheel touchstart'.split(' ').forEach(function (t) {
+    w.addEventListener(t, safe(function (e) {
+      if (e.isTrusted) {
+        inputs++;
+        if (quiet) hb();
+      }
+    }), { capture: 1, passive: 1 });
+  });
 
   // A short stable selector, the label of buttons and links; never a value.
   function ignored(el) { return el.closest('[data-tippen-ignore]'); }
@@ -198,7 +230,8 @@
   }), true);
 
   d.addEventListener('submit', safe(function (e) {
-    var f = e.target; // f.id could be a field named "id": use getAttribute
+    // f.id could be a field named "id": use getAttribute
+    var f = e.target;
     if (!ignored(f)) {
       push('form_submit', { formId: clip(f.getAttribute('id') || f.getAttribute('name') || sel(f), 256) });
     }
@@ -206,7 +239,8 @@
 
   function err(msg, src, stack) {
     var k = msg + '|' + src, t = now();
-    if (errors >= 50 || t - (seen[k] || -1e9) < 10000) return; // dedup
+    // at most 50, and not the same one again within 10 s
+    if (errors >= 50 || t - (seen[k] || -1e9) < 10000) return;
     seen[k] = t;
     errors++;
     push('error', { message: txt(msg, 1000) || 'error', source: clip(src, 500), stack: clip(stack, 4000) });
@@ -241,16 +275,19 @@
   w.addEventListener('pagehide', safe(function () {
     if (!gone) hide('unload');
     gone = 1;
+    clearTimeout(beatT);
   }));
   w.addEventListener('pageshow', safe(function (e) {
-    if (e.persisted) { gone = 0; shown(); enter(); } // back from the bfcache
+    // back from the bfcache
+    if (e.persisted) { gone = 0; shown(); enter(); }
   }));
-  w.addEventListener('focus', safe(function () { push('heartbeat', { focused: true }); beat(); }));
-  w.addEventListener('blur', safe(function () { push('heartbeat', { focused: false }); }));
+  w.addEventListener('focus', safe(function () { hb(true); }));
+  w.addEventListener('blur', safe(function () { hb(false); }));
   w.addEventListener('online', safe(function () { retryAt = 0; pump(); }));
 
   function identify(id, email, tier, hash) {
-    batch(); // what is queued belongs to the previous user
+    // what is queued belongs to the previous user
+    batch();
     user = {
       id: txt(id, 256), email: clip(email, 320), hash: clip(hash, 256),
       tier: /^(paid|enterprise)$/.test(tier) ? tier : 'free_trial'
@@ -260,12 +297,24 @@
   function track(name, data) {
     var ev = { name: txt(name, 256) }, j;
     if (data != null) {
-      try { // a copy, at most 8 KiB; a cycle throws
+      // a copy, at most 8 KiB; a cycle throws
+      try {
         j = JSON.stringify(data, function (k, v) { return typeof v == 'string' ? wf(v) : v; });
       } catch (e) {}
       ev.data = j && bytes(j) <= 8000 ? JSON.parse(j) : { dropped: 1 };
     }
     if (ev.name) push('custom', ev);
+  }
+  // Batches other pages of the app left: sent again under their batchIds.
+  function adopt() {
+    for (var k in ls) if (!k.indexOf(KEY + '.')) {
+      try {
+        if (!off) JSON.parse(ls[k]).forEach(function (x) {
+          if (!out.some(function (y) { return y.b.batchId === x.b.batchId; })) out.push(x);
+        });
+      } catch (e) {}
+      put(ls, k);
+    }
   }
   function run(c) {
     var f = api[c[0]];
@@ -279,10 +328,11 @@
     optOut: safe(function () {
       off = 1;
       q = [];
+      // the timers find off set and stop
       out = [];
-      clearTimeout(beatT);
-      clearTimeout(flushT);
-      try { ls.setItem(OPT, '1'); } catch (e) {}
+      put(ls, OPT, '1');
+      // drops what other pages left
+      adopt();
       saveNow();
     }),
     q: { push: safe(run) }
@@ -290,6 +340,7 @@
 
   safe(function () {
     w.tippen = api;
+    if (!off) adopt();
     identify(attr('user-id'), attr('user-email'), attr('subscription-tier'), attr('user-hash'));
     if (!off) { enter(); beat(); }
     [].concat((old && old.q) || []).forEach(safe(run));

@@ -123,7 +123,7 @@ class Event(NamedTuple):
     name: str | None = None
     data: str | None = None  # JSON text of custom data
     visibility: str | None = None
-    #: Heartbeats: real input events (pointer, keyboard, scroll, touch) since
+    #: Heartbeats: real input events (pointer, keyboard, wheel, touch) since
     #: the previous heartbeat, and whether the page had focus; None if not said.
     input_count: int | None = None
     focused: bool | None = None
