@@ -83,6 +83,8 @@ class Settings:
     secret_key: str = ""
     #: How long an admin login lasts.
     admin_session_s: float = 12 * 60 * MINUTE_S
+    #: Bearer token that shows /readyz's details (live users, recovery, backends). Empty: never.
+    operator_token: str = ""
     #: Login attempts per client address: a burst, then one per this many seconds.
     login_burst: int = 5
     #: Seconds per login attempt regained after the burst.

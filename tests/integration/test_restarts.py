@@ -38,8 +38,11 @@ def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[RedisSer
             yield server
 
 
+OPERATOR_TOKEN = "operator-secret"
+
+
 def env_for(redis: RedisServer | None) -> dict[str, str]:
-    env = {"TIPPEN_SNAPSHOT_INTERVAL_S": "0.5"}
+    env = {"TIPPEN_SNAPSHOT_INTERVAL_S": "0.5", "TIPPEN_OPERATOR_TOKEN": OPERATOR_TOKEN}
     if redis is not None:
         env["TIPPEN_REDIS_URL"] = redis.url
     return env
@@ -77,10 +80,12 @@ def post(
     return result
 
 
-def readyz(server: ServerProcess) -> tuple[int, dict[str, Any]]:
+def readyz(server: ServerProcess, token: str | None = OPERATOR_TOKEN) -> tuple[int, dict[str, Any]]:
+    """/readyz as the operator sees it (its details), or as anyone does (``token=None``)."""
     client = Client(server.url)
     try:
-        status, body = client.get("/readyz")
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        status, body = client.get("/readyz", headers=headers)
     finally:
         client.close()
     return status, orjson.loads(body)
@@ -133,6 +138,9 @@ def test_graceful_restart_brings_every_live_user_back_with_its_timers(
 
     second = start_server(db, env=env)
     try:
+        status, public = readyz(second, token=None)
+        assert (status, public) == (200, {"ready": True, "reason": "ok"})
+        assert readyz(second, token="wrong")[1] == public  # no details without the token
         status, ready = readyz(second)
         assert status == 200, ready
         recovery = ready["checks"]["recovery"]
@@ -248,6 +256,7 @@ def test_redis_dying_and_returning_while_serving(tmp_path: Path) -> None:
             status, ready = readyz(server)
             assert status == 503
             assert ready["checks"]["snapshots"]["ok"] is False
+            assert readyz(server, token=None)[1]["reason"].startswith("snapshot backend redis:")
             # Still serving while Redis is away.
             for user in USERS[5:]:
                 assert post(server, api_key, user, ROUTE)["stored"] == 1

@@ -112,6 +112,9 @@ async def _recover(
 ) -> RecoveryReport:
     report = RecoveryReport()
     states: dict[Key, tuple[UserState, float]] = {}
+    #: Keys whose snapshot could not be used: those users are rebuilt from
+    #: all their events in the window, not only the watermark's tail.
+    unusable: set[Key] = set()
     watermark: float | None = None
     if snapshots is not None:
         try:
@@ -122,11 +125,21 @@ async def _recover(
         else:
             for key, blob in blobs.items():
                 try:
-                    states[key] = decode_state(blob)
+                    decoded, taken = decode_state(blob)
+                    if decoded.key != key:
+                        raise SnapshotError(f"it holds user {decoded.key}")
                 except SnapshotError as exc:
                     report.snapshots_bad += 1
-                    log.warning("snapshot of %s unreadable (%s): replaying instead", key, exc)
+                    unusable.add(key)
+                    log.warning("snapshot of %s unusable (%s): rebuilt from events", key, exc)
+                    continue
+                states[key] = (decoded, taken)
             report.snapshots_loaded = len(states)
+            if report.snapshots_bad:
+                log.warning(
+                    "%d snapshot entries were unusable; their users are rebuilt from events",
+                    report.snapshots_bad,
+                )
     report.source = snapshots.name if snapshots is not None and states else "replay"
 
     now = clock.now()
@@ -142,7 +155,17 @@ async def _recover(
     covered_ms = {key: int(taken * 1000) for key, (_, taken) in states.items()}
     window_ms = int(window_start * 1000)
 
-    rows = await store.read(lambda conn: _events_since(conn, int(since * 1000)))
+    since_ms = int(since * 1000)
+    rebuild = sorted(unusable - states.keys())
+
+    def read(conn: sqlite3.Connection) -> list[tuple[object, ...]]:
+        rows = _events_since(conn, since_ms)
+        if rebuild and since > window_start:
+            rows += _older_events_of(conn, rebuild, int(window_start * 1000), since_ms)
+            rows.sort(key=_user_arrival)
+        return rows
+
+    rows = await store.read(read)
     restored: dict[Key, UserState] = {}
     for key, batches in _batches_by_user(rows, covered_ms, window_ms):
         tenant = tenants.get(key[0])
@@ -180,6 +203,26 @@ def _events_since(conn: sqlite3.Connection, since_ms: int) -> list[tuple[object,
         " WHERE received_at > ? ORDER BY tenant_id, user_id, received_at, id",
         (since_ms,),
     ).fetchall()
+
+
+def _older_events_of(
+    conn: sqlite3.Connection, keys: list[Key], from_ms: int, to_ms: int
+) -> list[tuple[object, ...]]:
+    """Events of ``keys`` received in ``(from_ms, to_ms]`` (users to rebuild in full)."""
+    rows: list[tuple[object, ...]] = []
+    for tenant_id, user_id in keys:
+        rows += conn.execute(
+            f"SELECT {_EVENT_COLUMNS} FROM user_activity_events INDEXED BY idx_events_user_time"
+            " WHERE tenant_id = ? AND user_id = ? AND received_at > ? AND received_at <= ?"
+            " ORDER BY received_at, id",
+            (tenant_id, user_id, from_ms, to_ms),
+        ).fetchall()
+    return rows
+
+
+def _user_arrival(row: tuple[object, ...]) -> tuple[object, ...]:
+    """The order replay reads rows in: user, then arrival (a stable sort keeps ids in order)."""
+    return (row[0], row[1], row[18])
 
 
 def _batches_by_user(

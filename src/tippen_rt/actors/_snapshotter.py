@@ -6,6 +6,11 @@ user changed since the last round in one batch, at most once per
 fails it keeps serving, reports itself unhealthy, retries with backoff, and
 once the backend answers again writes every live state (a restarted Redis
 may have lost them all).  On shutdown it writes every state once more.
+
+The watermark a round writes promises that every user live at that instant
+has a current snapshot.  So the first round after start writes every live
+user (those restored at start are in no snapshot yet, or in one this process
+cannot vouch for), and so does the round after any failure or data loss.
 """
 
 from __future__ import annotations
@@ -53,7 +58,8 @@ class Snapshotter:
         self._dirty = registry.watch()
         self._gc = gc_guard or registry.gc_guard
         self._deleted: set[Key] = set()
-        self._resync_all = False
+        #: Write every live state in the next round (see the module docstring).
+        self._resync_all = True
         self._last_round = -math.inf
         self.healthy = True
         self.last_error: str | None = None
@@ -71,6 +77,7 @@ class Snapshotter:
     ) -> None:
         """Write rounds until cancelled; then write every live state once more."""
         task_status.started(self)
+        self._dirty.poke()  # the first round writes everyone restored at start
         backoff = 1.0
         try:
             while True:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import hmac
+
 import trio
-from quart import Blueprint, Response
+from quart import Blueprint, Response, request
 
 from ._json import json_response
 from ._server import live_connections
-from ._services import services
+from ._services import AppServices, services
 
 health = Blueprint("health", __name__)
 
@@ -24,10 +26,20 @@ async def healthz() -> Response:
 
 @health.get("/readyz")
 async def readyz() -> Response:
-    """Ready: recovered, the store takes writes, the snapshot backend answers."""
+    """Ready: recovered, the store takes writes, the snapshot backend answers.
+
+    Anyone gets ``{"ready": bool, "reason": str}``: enough for a load
+    balancer, nothing about users or the set-up.  With ``Authorization:
+    Bearer <TIPPEN_OPERATOR_TOKEN>`` the answer adds ``checks``: live users,
+    open connections, the recovery report and each backend's state.
+    """
     svc = services()
+    reasons: list[str] = []
     checks: dict[str, object] = {"store": {"ok": svc.store.accepting}}
-    ok = svc.store.accepting
+    if not svc.store.accepting:
+        reasons.append("the event store is not accepting writes")
+    if svc.registry is not None and svc.recovery is None:
+        reasons.append("recovering live users")
     checks["http_connections"] = live_connections()
     if svc.registry is not None:
         checks["live_users"] = svc.registry.live_count
@@ -37,27 +49,48 @@ async def readyz() -> Response:
             "source": r.source,
             "users_restored": r.users_restored,
             "snapshots_loaded": r.snapshots_loaded,
+            "snapshots_bad": r.snapshots_bad,
             "replayed_events": r.replayed_events,
             "seconds": round(r.seconds, 3),
             "errors": r.errors,
         }
     if svc.snapshots is not None:
-        backend: dict[str, object] = {"backend": svc.snapshots.name}
-        error: str | None = None
-        with trio.move_on_after(PING_TIMEOUT_S) as scope:
-            try:
-                await svc.snapshots.ping()
-            except Exception as exc:
-                error = str(exc) or type(exc).__name__
-        if scope.cancelled_caught:
-            error = f"no answer in {PING_TIMEOUT_S} s"
-        if error is None and svc.snapshotter is not None and not svc.snapshotter.healthy:
-            error = svc.snapshotter.last_error or "last snapshot round failed"
-        backend["ok"] = error is None
+        error = await _snapshot_error(svc)
+        backend: dict[str, object] = {"backend": svc.snapshots.name, "ok": error is None}
         if error is not None:
             backend["error"] = error
+            reasons.append(f"snapshot backend {svc.snapshots.name}: {error}")
         if svc.snapshotter is not None:
             backend["rounds"] = svc.snapshotter.rounds
         checks["snapshots"] = backend
-        ok = ok and error is None
-    return json_response({"ok": ok, "checks": checks}, 200 if ok else 503)
+    ready = not reasons
+    body: dict[str, object] = {"ready": ready, "reason": "; ".join(reasons) or "ok"}
+    if _is_operator(svc.settings.operator_token):
+        body["checks"] = checks
+    return json_response(body, 200 if ready else 503)
+
+
+async def _snapshot_error(svc: AppServices) -> str | None:
+    assert svc.snapshots is not None
+    error: str | None = None
+    with trio.move_on_after(PING_TIMEOUT_S) as scope:
+        try:
+            await svc.snapshots.ping()
+        except Exception as exc:
+            error = str(exc) or type(exc).__name__
+    if scope.cancelled_caught:
+        error = f"no answer in {PING_TIMEOUT_S} s"
+    if error is None and svc.snapshotter is not None and not svc.snapshotter.healthy:
+        error = svc.snapshotter.last_error or "last snapshot round failed"
+    return error
+
+
+def _is_operator(token: str) -> bool:
+    """True if the request carries the operator token (never when none is set)."""
+    if not token:
+        return False
+    given = request.headers.get("Authorization", "")
+    scheme, _, value = given.partition(" ")
+    return scheme.lower() == "bearer" and hmac.compare_digest(
+        value.strip().encode(), token.encode()
+    )

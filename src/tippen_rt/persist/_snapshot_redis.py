@@ -6,6 +6,7 @@ no asyncio anywhere in the process.
 
 from __future__ import annotations
 
+import logging
 import secrets
 from collections.abc import Iterable, Mapping
 from functools import partial
@@ -17,6 +18,8 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from ._snapshot_store import Key
+
+log = logging.getLogger(__name__)
 
 #: Fields per HSCAN call: large enough to amortise round trips, small
 #: enough that Redis never blocks other clients for long.
@@ -33,9 +36,12 @@ def _field(key: Key) -> str:
     return f"{key[0]}:{key[1]}"
 
 
-def _key(field: bytes) -> Key:
-    tenant, _, user = field.decode().partition(":")
-    return int(tenant), user
+def _key(field: bytes) -> Key | None:
+    try:
+        tenant, sep, user = field.decode().partition(":")
+        return (int(tenant), user) if sep and user else None
+    except (UnicodeDecodeError, ValueError):
+        return None
 
 
 class RedisSnapshotStore:
@@ -55,12 +61,14 @@ class RedisSnapshotStore:
             retry=Retry(NoBackoff(), 1),
         )
         self._hash = f"{prefix}:snapshots"
-        # A marker this process writes with its first round: if a later round
-        # finds it gone, Redis lost its data (restarted without persistence).
+        # A marker this process sets with every round to a new value: if a
+        # later round finds another value (or none), Redis lost what it had
+        # since, restarted empty or from an older dump, and a full rewrite
+        # must come before any new watermark.
         self._marker = f"{prefix}:writer"
         self._watermark = f"{prefix}:watermark"
         self._token = secrets.token_hex(8)
-        self._marked = False
+        self._rounds = 0
         self._limiter = trio.CapacityLimiter(2)
 
     async def _run(self, fn: Any, *args: Any) -> Any:
@@ -76,13 +84,19 @@ class RedisSnapshotStore:
     ) -> bool:
         """HSET the snapshots, HDEL the deleted keys, then SET the watermark.
 
-        Returns True if Redis had lost earlier snapshots (it restarted empty).
+        Returns True if Redis had lost snapshots since this process's last
+        round (it restarted empty, or from an older dump): then no watermark
+        is written (it would vouch for snapshots that are gone), and the
+        caller must write every live state again.
         """
         gone = list(deleted)
+        expected = self._marker_value() if self._rounds else None
+        next_marker = f"{self._token}:{self._rounds + 1}"
 
         def write() -> bool:
             # Field names are built here, in the worker thread, not on the event loop.
-            marker_was_missing = bool(self._client.set(self._marker, self._token, nx=True))
+            found = self._client.get(self._marker)
+            lost = expected is not None and found != expected.encode()
             items = list(snapshots.items())
             for i in range(0, len(items), WRITE_CHUNK):
                 chunk = items[i : i + WRITE_CHUNK]
@@ -92,15 +106,28 @@ class RedisSnapshotStore:
             for i in range(0, len(fields), WRITE_CHUNK):
                 pipe.hdel(self._hash, *fields[i : i + WRITE_CHUNK])
             # Last: the watermark says every change before it is written.
-            if watermark is not None:
+            if lost:
+                pipe.delete(self._watermark)
+            elif watermark is not None:
                 pipe.set(self._watermark, repr(watermark))
+            pipe.set(self._marker, next_marker)
             pipe.execute()
-            return marker_was_missing
+            return lost
 
-        marker_was_missing: bool = await self._run(write)
-        lost = marker_was_missing and self._marked
-        self._marked = True
+        lost: bool = await self._run(write)
+        self._rounds += 1
         return lost
+
+    def _marker_value(self) -> str:
+        return f"{self._token}:{self._rounds}"
+
+    async def check_intact(self) -> None:
+        """Raise if Redis lost snapshots since this process's last round."""
+        if not self._rounds:
+            return
+        found = await self._run(self._client.get, self._marker)
+        if found != self._marker_value().encode():
+            raise ConnectionError("Redis lost snapshots (restarted); the next round rewrites them")
 
     async def load_all(self) -> tuple[dict[Key, bytes], float | None]:
         """Every snapshot, read with HSCAN in chunks, and the last round's watermark."""
@@ -108,7 +135,11 @@ class RedisSnapshotStore:
         def read() -> tuple[dict[Key, bytes], float | None]:
             out: dict[Key, bytes] = {}
             for field, value in self._client.hscan_iter(self._hash, count=CHUNK):
-                out[_key(field)] = value
+                key = _key(field)
+                if key is None:
+                    log.warning("snapshot field %r is not tenant:user; ignored", field[:80])
+                else:
+                    out[key] = value
             mark = self._client.get(self._watermark)
             return out, None if mark is None else float(mark)
 
@@ -116,12 +147,20 @@ class RedisSnapshotStore:
         return result
 
     async def delete(self, keys: Iterable[Key]) -> None:
-        """HDEL these users' snapshots."""
-        await self.save({}, keys)
+        """HDEL these users' snapshots (not a round: marker and watermark stay)."""
+        fields = [_field(k) for k in keys]
+
+        def hdel() -> None:
+            for i in range(0, len(fields), WRITE_CHUNK):
+                self._client.hdel(self._hash, *fields[i : i + WRITE_CHUNK])
+
+        if fields:
+            await self._run(hdel)
 
     async def ping(self) -> None:
-        """Raise ``redis.RedisError`` if Redis does not answer."""
+        """Raise if Redis does not answer, or lost the snapshots of this process."""
         await self._run(self._client.ping)
+        await self.check_intact()
 
     def close(self) -> None:
         """Close the connection pool."""
