@@ -19,6 +19,7 @@ from tippen_rt.actors import (
     RecoveryReport,
     Registry,
     Snapshotter,
+    Trigger,
     encode_state,
     feed_channels,
     recover,
@@ -229,3 +230,29 @@ async def test_after_redis_lost_its_data_the_next_round_rewrites_every_live_user
         assert len(blobs) == 4 and watermark is not None
     finally:
         snapshots.close()
+
+
+async def test_a_trigger_that_fired_before_a_crash_is_open_after_replay_not_fired_again(
+    inline_store: EventStore, autojump_clock: MockClock
+) -> None:
+    store, clock = inline_store, Clock.starting_at(T0)
+    snapshots = SqliteSnapshotStore(store)
+    tenant = await patient_tenant(store)
+    errors = [{"type": "error", "message": "boom"}] * 4
+    async with lifetime(store, snapshots, tenant, clock, crash=True, snapshotter=False) as (
+        live,
+        _,
+    ):
+        await send_stored(live, store, "eve", ROUTE, *errors)
+        assert [t for t, _ in live.fired("eve")] == [Trigger.MULTIPLE_ERRORS]
+        await live.at(20)
+        await send_stored(live, store, "eve", {"type": "heartbeat", "input": 1})
+    async with lifetime(store, snapshots, tenant, clock, crash=False) as (live, _):
+        await live.at(30)
+        await send_stored(live, store, "eve", {"type": "heartbeat", "input": 1})
+        eve = live.registry.state(tenant.id, "eve")
+        assert eve is not None and eve.active_triggers == {Trigger.MULTIPLE_ERRORS}
+        assert eve.reason(Trigger.MULTIPLE_ERRORS) == "4 errors in 5 min"
+        assert live.fired("eve") == []  # replayed as open: no second alert
+        await live.at(400)  # the burst leaves the window: the episode ends, as it would have
+        assert [t for t, _ in live.cleared("eve")] == [Trigger.MULTIPLE_ERRORS]

@@ -26,9 +26,10 @@ from ..clock import Clock
 from ..events import Batch, Event, EventType, read_heartbeat_data
 from ..persist import EventStore
 from ..persist._snapshot_store import SnapshotStore
-from ..tenants import Tenant
+from ..tenants import Tenant, TenantSettings
 from ._codec import SnapshotError, decode_state
 from ._registry import Key, Registry
+from ._rules import evaluate
 from ._state import UserState, apply_batch, new_state
 
 log = logging.getLogger(__name__)
@@ -166,6 +167,7 @@ async def _recover(
         return rows
 
     rows = await store.read(read)
+    last_received = max((int(row[18]) for row in rows), default=0) / 1000  # type: ignore[call-overload]
     restored: dict[Key, UserState] = {}
     for key, batches in _batches_by_user(rows, covered_ms, window_ms):
         tenant = tenants.get(key[0])
@@ -173,13 +175,24 @@ async def _recover(
             continue
         settings = tenant.settings
         snapshot = states.get(key)
-        state = snapshot[0] if snapshot is not None else None
+        state: UserState | None = None
+        next_at: float | None = None
+        if snapshot is not None:
+            state, next_at = _evaluated(snapshot[0], snapshot[1], settings)
         for batch in batches:
             report.replayed_events += len(batch.events)
             received = batch.received_at_ms / 1000
+            if state is not None:
+                state = _rounds_before(state, next_at, received, settings)
             if state is None:
                 state = new_state(key[0], batch, received)
-            state = apply_batch(state, batch, received, settings)
+            state, next_at = _evaluated(
+                apply_batch(state, batch, received, settings), received, settings
+            )
+        if state is not None:
+            # The process that crashed was alive at least until its last event:
+            # what came due before then was announced by it already.
+            state = _rounds_before(state, next_at, last_received, settings)
         if state is not None:
             restored[key] = state
     for key, (state, _) in states.items():
@@ -203,6 +216,34 @@ def _events_since(conn: sqlite3.Connection, since_ms: int) -> list[tuple[object,
         " WHERE received_at > ? ORDER BY tenant_id, user_id, received_at, id",
         (since_ms,),
     ).fetchall()
+
+
+#: Rule rounds replay runs between two batches at most (one per deadline).
+MAX_ROUNDS_BETWEEN_BATCHES = 16
+
+
+def _evaluated(
+    state: UserState, now: float, settings: TenantSettings
+) -> tuple[UserState | None, float | None]:
+    """The rule round the actor ran at ``now``: (state, next deadline), None if it ended."""
+    step = evaluate(state, now, settings)
+    return (None, None) if step.session_over else (step.state, step.next_at)
+
+
+def _rounds_before(
+    state: UserState, next_at: float | None, until: float, settings: TenantSettings
+) -> UserState | None:
+    """``state`` after the rule rounds the live actor ran before ``until`` (one per
+    deadline: episodes opened and closed, presence), announced to nobody (what the
+    actor announced is in SQLite already).  None if the session ended meanwhile."""
+    for _ in range(MAX_ROUNDS_BETWEEN_BATCHES):
+        if next_at is None or next_at >= until:
+            return state
+        evaluated, next_at = _evaluated(state, next_at, settings)
+        if evaluated is None:
+            return None
+        state = evaluated
+    return state
 
 
 def _older_events_of(
