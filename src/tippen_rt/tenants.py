@@ -79,6 +79,12 @@ def normalize_origin(origin: str) -> str:
     return f"{parts.scheme}://{host}{port}"
 
 
+#: Thresholds that are counts, not seconds (0 allowed but for retention).
+_COUNTS = frozenset(
+    {"low_activity_min_events", "error_burst_count", "retention_days", "max_live_users"}
+)
+
+
 @dataclass(frozen=True, slots=True)
 class TenantSettings:
     """Per-tenant thresholds and integrations; stored as JSON, defaults from DESIGN.md."""
@@ -105,6 +111,9 @@ class TenantSettings:
     # Data
     retention_days: int = 90
     require_user_hash: bool = False
+    # Bounds (0: none)
+    #: Live users at once; a new user beyond it gets 429 (existing ones keep working).
+    max_live_users: int = 20_000
 
     #: The thresholds ``tippen-rt tenant set --set NAME=VALUE`` changes (docs/presence.md).
     THRESHOLDS = (
@@ -120,6 +129,7 @@ class TenantSettings:
         "session_timeout_s",
         "unload_grace_s",
         "retention_days",
+        "max_live_users",
     )
 
     @classmethod
@@ -138,7 +148,7 @@ class TenantSettings:
                 value = float(text)
             except ValueError:
                 raise ValueError(f"--set {name}: {text!r} is not a number") from None
-            counts = name in ("low_activity_min_events", "error_burst_count", "retention_days")
+            counts = name in _COUNTS
             if counts and value != int(value):
                 raise ValueError(f"--set {name}: must be a whole number")
             if not 0 < value < 10**9 and not (counts and value == 0 and name != "retention_days"):

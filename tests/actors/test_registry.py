@@ -259,3 +259,16 @@ async def test_stopping_while_an_actor_waits_to_announce_does_not_hang(
             await stuck.wait()
             await trio.testing.wait_all_tasks_blocked()
             nursery.cancel_scope.cancel()
+
+
+async def test_live_users_are_counted_per_tenant(live: Live, autojump_clock: MockClock) -> None:
+    for user in ("a", "b", "c"):
+        await live.send(user, ROUTE, tier="paid")
+    assert live.registry.live_count_of(1) == 3 and live.registry.live_count_of(2) == 0
+    assert await live.registry.drop(1, "b")  # erased
+    await live.send("a", {"type": "visibility", "state": "unload"}, tier="paid")
+    await live.at(120)  # a's unload grace is over
+    assert live.registry.live_by_tenant() == {1: 1}
+    await live.send("a", ROUTE, tier="paid")  # a new session
+    assert live.registry.live_by_tenant() == {1: 2}
+    assert {live.registry.is_live(1, u) for u in ("a", "c")} == {True}

@@ -64,6 +64,8 @@ class Registry:
         #: a dropped one that has not noticed yet.
         self._receivers: dict[Key, trio.MemoryReceiveChannel[MailboxMessage]] = {}
         self._latest: dict[Key, UserState] = {}
+        #: Live actors per tenant id (the per-tenant bound is checked against it).
+        self._per_tenant: dict[int, int] = {}
         self._dirty: list[DirtySet[Key]] = []
         #: Final states of ended actors, with how many watchers have yet to read them.
         self._ended_states: dict[Key, tuple[UserState, int]] = {}
@@ -110,7 +112,7 @@ class Registry:
             except (trio.BrokenResourceError, trio.ClosedResourceError):
                 # The actor ended between lookup and send: a new session starts.
                 if self._mailboxes.get(key) is mailbox:
-                    del self._mailboxes[key]
+                    self._forget_mailbox(key)
                     self._receivers.pop(key, None)
 
     async def acknowledge(self, tenant_id: int, user_id: str, by: str) -> bool:
@@ -142,7 +144,7 @@ class Registry:
         Returns False if the user was not live.
         """
         key = (tenant_id, user_id)
-        mailbox = self._mailboxes.pop(key, None)
+        mailbox = self._forget_mailbox(key)
         self._receivers.pop(key, None)
         self._latest.pop(key, None)
         self._ended_states.pop(key, None)
@@ -166,6 +168,8 @@ class Registry:
         if self._nursery is None:
             raise RuntimeError("the registry is not running")
         send, receive = trio.open_memory_channel[MailboxMessage](self._mailbox_size)
+        if state.key not in self._mailboxes:
+            self._per_tenant[state.tenant_id] = self._per_tenant.get(state.tenant_id, 0) + 1
         self._mailboxes[state.key] = send
         self._receivers[state.key] = receive
         self._latest[state.key] = state
@@ -235,7 +239,7 @@ class Registry:
         if self._receivers.get(key) is not mailbox:
             return
         del self._receivers[key]
-        self._mailboxes.pop(key, None)
+        self._forget_mailbox(key)
         self._latest.pop(key, None)
         if self._dirty:
             self._ended_states[key] = (state, len(self._dirty))
@@ -245,6 +249,16 @@ class Registry:
         self._gc.ended(len(self._mailboxes))
         self._send_change(UserLeft(state, now, reason))
         log.debug("user %s/%s left: %s", state.tenant_id, state.user_id, reason)
+
+    def _forget_mailbox(self, key: Key) -> trio.MemorySendChannel[MailboxMessage] | None:
+        mailbox = self._mailboxes.pop(key, None)
+        if mailbox is not None:
+            left = self._per_tenant[key[0]] - 1
+            if left:
+                self._per_tenant[key[0]] = left
+            else:
+                del self._per_tenant[key[0]]
+        return mailbox
 
     def _send_change(self, message: ChangeMessage) -> None:
         try:
@@ -302,6 +316,18 @@ class Registry:
     def live_count(self) -> int:
         """Number of live actors."""
         return len(self._mailboxes)
+
+    def is_live(self, tenant_id: int, user_id: str) -> bool:
+        """True if the user has a live actor."""
+        return (tenant_id, user_id) in self._mailboxes
+
+    def live_count_of(self, tenant_id: int) -> int:
+        """Number of live actors of one tenant."""
+        return self._per_tenant.get(tenant_id, 0)
+
+    def live_by_tenant(self) -> dict[int, int]:
+        """Live actors per tenant id."""
+        return dict(self._per_tenant)
 
     def stats(self) -> dict[str, Any]:
         """Counters for health pages and benchmarks."""

@@ -43,6 +43,14 @@ async def readyz() -> Response:
     checks["http_connections"] = live_connections()
     if svc.registry is not None:
         checks["live_users"] = svc.registry.live_count
+        checks["live_users_by_tenant"] = {
+            str(tid): n for tid, n in sorted(svc.registry.live_by_tenant().items())
+        }
+    checks["ingest"] = {
+        "shed": svc.guards.shed,
+        "rate_limited": svc.guards.limited,
+        "new_users_refused": svc.guards.users_refused,
+    }
     if svc.recovery is not None:
         r = svc.recovery
         checks["recovery"] = {

@@ -88,6 +88,10 @@ async def track_user_activity() -> Response:
         guards.inflight -= 1
 
 
+#: Seconds a user refused by the live-user bound waits before the tracker retries.
+USER_LIMIT_RETRY_S = "60"
+
+
 def _too_many(message: str, wait_s: float, cors: dict[str, str]) -> Response:
     return error_response(
         BadInput("rate_limited", message, None, status=429),
@@ -144,6 +148,25 @@ async def _track(svc: AppServices, origin: str | None) -> Response:
                 status=403,
             )
         _check_identity(tenant, batch)
+        limit = tenant.settings.max_live_users
+        registry = svc.registry
+        if (
+            limit
+            and registry is not None
+            and registry.live_count_of(tenant.id) >= limit
+            and not registry.is_live(tenant.id, batch.user_id)
+        ):
+            svc.guards.users_refused += 1
+            return error_response(
+                BadInput(
+                    "live_user_limit",
+                    f"this API key already has {limit} live users (max_live_users);"
+                    " new users are refused until some leave",
+                    "userId",
+                    status=429,
+                ),
+                {"Retry-After": USER_LIMIT_RETRY_S, **await _cors_for(origin, tenant)},
+            )
         try:
             result = await svc.store.write_combined_nowait(
                 insert_batches, (tenant.id, batch), rows=len(batch.events) or 1

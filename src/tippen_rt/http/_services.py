@@ -89,6 +89,8 @@ class IngestGuards:
         self.inflight = 0
         self.shed = 0
         self.limited = 0
+        #: New users refused because their tenant was at max_live_users.
+        self.users_refused = 0
 
 
 def services() -> AppServices:
