@@ -81,7 +81,13 @@ def normalize_origin(origin: str) -> str:
 
 #: Thresholds that are counts, not seconds (0 allowed but for retention).
 _COUNTS = frozenset(
-    {"low_activity_min_events", "error_burst_count", "retention_days", "max_live_users"}
+    {
+        "low_activity_min_events",
+        "error_burst_count",
+        "retention_days",
+        "max_live_users",
+        "slack_max_per_minute",
+    }
 )
 
 
@@ -114,6 +120,8 @@ class TenantSettings:
     # Bounds (0: none)
     #: Live users at once; a new user beyond it gets 429 (existing ones keep working).
     max_live_users: int = 20_000
+    #: Slack messages per minute; beyond it one digest ("N more users need help").
+    slack_max_per_minute: int = 10
 
     #: The thresholds ``tippen-rt tenant set --set NAME=VALUE`` changes (docs/presence.md).
     THRESHOLDS = (
@@ -130,6 +138,7 @@ class TenantSettings:
         "unload_grace_s",
         "retention_days",
         "max_live_users",
+        "slack_max_per_minute",
     )
 
     @classmethod

@@ -403,3 +403,29 @@ async def test_a_subscriber_that_raises_does_not_stop_the_notifier(
     await env.fire("ann")
     await env.settle()
     assert len(slack.posts) == 1
+
+
+async def test_beyond_the_tenants_slack_budget_one_digest_replaces_many_messages(
+    env: Env, slack: SlackStandIn, autojump_clock: MockClock
+) -> None:
+    await configure(
+        env.store, env.directory, env.tenant, slack_max_per_minute=2, **webhook_settings(slack)
+    )
+    for i in range(6):  # six users need help at once (a bad deploy, or fake users)
+        await env.fire(f"user-{i}")
+    await env.settle()
+    assert len(slack.posts) == 2  # the budget
+    alerts = await env.alerts()
+    assert len(alerts) == 6  # every alert recorded (and on the dashboard)
+    held = [a for a in alerts if a.delivery_status == "suppressed"]
+    assert len(held) == 4 and all("counted in a digest" in (a.last_error or "") for a in held)
+    await trio.sleep(61)  # the minute has room again: one digest for the four
+    await env.settle()
+    assert len(slack.posts) == 3
+    digest = slack.posts[-1]
+    assert "4 more users need help" in str(digest["text"])
+    assert env.notifier.stats.held_back == 4 and env.notifier.stats.digests == 1
+    # And then single messages again.
+    await env.fire("user-late")
+    await env.settle()
+    assert len(slack.posts) == 4

@@ -52,6 +52,7 @@ from ..persist import (
     give_up_update,
     mark_disabled,
     mark_failed,
+    mark_held_back,
     mark_sent,
     mark_updated,
     open_alert,
@@ -60,6 +61,7 @@ from ..persist import (
     undelivered_alert_ids,
 )
 from ..tenants import Tenant, TenantSettings
+from ._digest import SlackBudget, render_digest
 from ._messages import AlertMessage, AlertOpened, AlertUpdated
 from ._render import render_alert
 from ._slack import (
@@ -140,6 +142,9 @@ class NotifierStats:
     failed: int = 0
     retries: int = 0
     overflows: int = 0
+    #: Alerts over a tenant's Slack budget, and the digests that counted them.
+    held_back: int = 0
+    digests: int = 0
 
 
 class Notifier:
@@ -192,6 +197,7 @@ class Notifier:
         self._calls: set[trio.CancelScope] = set()
         self._grace_deadline = math.inf
         self.stats = NotifierStats()
+        self._budget = SlackBudget()
 
     @classmethod
     def from_settings(
@@ -515,6 +521,8 @@ class Notifier:
                 error += f"; last error: {alert.last_error}"
             await self._give_up(alert, error, counted=False)
             return False
+        if tenant is not None and not await self._within_budget(tenant, alert):
+            return False
         message = render_alert(alert, tenant, self._public_url)
         sent: Alert | None = None
         with self._slack_call() as call:
@@ -544,6 +552,44 @@ class Notifier:
             self._publish(AlertUpdated(sent))
         await self._actors.alert_sent(alert.tenant_id, alert.user_id, alert.opened_at / 1000)
         return True
+
+    async def _within_budget(self, tenant: Tenant, alert: Alert) -> bool:
+        """Count ``alert``'s message in the tenant's budget, or hold it back for a digest."""
+        limit = tenant.settings.slack_max_per_minute
+        if self._budget.take(tenant.id, limit, trio.current_time()):
+            return True
+        now = self._clock.now_ms()
+        reason = f"over the tenant's {limit} Slack messages a minute: counted in a digest"
+        held = await self._store.write(lambda c: mark_held_back(c, alert.id, reason, now=now))
+        self.stats.held_back += 1
+        if held is not None:
+            self._publish(AlertUpdated(held))
+        if self._budget.hold(tenant.id) == 1 and self._nursery is not None:
+            self._nursery.start_soon(self._post_digest, tenant.id)
+        return False
+
+    async def _post_digest(self, tenant_id: int) -> None:
+        """Once the tenant's budget has room: one message for every alert held back."""
+        await trio.sleep_until(self._budget.free_at(tenant_id))
+        count = self._budget.take_held(tenant_id)
+        tenant, settings = await self._tenant(tenant_id)
+        target = slack_target(settings, self._slack)
+        if not count or tenant is None or target is None:
+            return
+        self._budget.take(tenant_id, 0, trio.current_time())
+        message = render_digest(count, tenant.name, self._public_url)
+        with self._slack_call():
+            try:
+                await self._offload(
+                    post_message, target, message.text, message.blocks, self._policy.client
+                )
+            except SlackError as exc:
+                log.warning(
+                    "digest of %d alerts for tenant %s not posted: %s", count, tenant_id, exc
+                )
+                return
+        self.stats.digests += 1
+        log.info("digest of %d held-back alerts posted for tenant %s", count, tenant_id)
 
     async def _update(self, alert: Alert) -> bool:
         tenant, target = await self._target(alert)

@@ -46,6 +46,14 @@ async def readyz() -> Response:
         checks["live_users_by_tenant"] = {
             str(tid): n for tid, n in sorted(svc.registry.live_by_tenant().items())
         }
+    if svc.notifier is not None:
+        stats = svc.notifier.stats
+        checks["alerts"] = {
+            "recorded": stats.recorded,
+            "posted": stats.posted,
+            "held_back_by_tenant_limit": stats.held_back,
+            "digests": stats.digests,
+        }
     checks["ingest"] = {
         "shed": svc.guards.shed,
         "rate_limited": svc.guards.limited,

@@ -500,6 +500,20 @@ def give_up_update(
     return alert_by_id(conn, alert_id)
 
 
+def mark_held_back(
+    conn: sqlite3.Connection, alert_id: int, reason: str, *, now: int
+) -> Alert | None:
+    """A pending alert not posted on its own (the tenant's Slack limit): ``suppressed``,
+    with ``reason`` as its note; a digest message counts it instead."""
+    conn.execute(
+        "UPDATE support_alerts SET delivery_status = 'suppressed', last_error = ?,"
+        " slack_needs_update = 0, updated_at = ? WHERE id = ? AND delivery_status = 'pending'",
+        (reason, now, alert_id),
+    )
+    conn.execute("DELETE FROM alert_rate_limits WHERE alert_id = ?", (alert_id,))
+    return alert_by_id(conn, alert_id)
+
+
 def mark_disabled(conn: sqlite3.Connection, alert_id: int, *, now: int) -> Alert | None:
     """A pending alert whose tenant no longer has Slack: dashboard and log only."""
     conn.execute(
