@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import signal
+import socket
 from collections.abc import Callable
 
 import trio
@@ -25,7 +26,7 @@ from .clock import Clock
 from .config import Settings
 from .demo import demo_base_url, ensure_demo_tenant
 from .http import AppServices, Hub, TenantDirectory, create_app, serve_http
-from .persist import EventStore, RetentionService, snapshot_store
+from .persist import EventStore, RetentionService, database_lock, snapshot_store
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +56,35 @@ async def run_service(
     Reports the bound URLs through ``task_status`` once requests are accepted.
     """
     shutdown = shutdown or trio.Event()
+    # Before anything is opened: one process per database, and the port free.
+    with database_lock(settings.db_path):
+        check_port_free(settings.host, settings.port)
+        await _run(settings, shutdown, handle_signals, task_status)
+
+
+class PortInUse(Exception):
+    """The address to listen on is taken."""
+
+
+def check_port_free(host: str, port: int) -> None:
+    """Raise :class:`PortInUse` if ``host:port`` cannot be bound now (port 0: any)."""
+    if port == 0:
+        return
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            raise PortInUse(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+
+
+async def _run(
+    settings: Settings,
+    shutdown: trio.Event,
+    handle_signals: bool,
+    task_status: trio.TaskStatus[list[str]],
+) -> None:
     async with trio.open_nursery() as root:
         if handle_signals:
             root.start_soon(watch_signals, shutdown, root.cancel_scope.cancel)

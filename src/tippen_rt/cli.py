@@ -29,9 +29,7 @@ def _build_parser() -> argparse.ArgumentParser:
         description="Notice, live, when a signed-in user of your app needs help.",
     )
     parser.add_argument("--version", action="version", version=f"tippen-rt {__version__}")
-    parser.add_argument(
-        "--db", type=Path, default=None, help="SQLite file (env TIPPEN_DB_PATH, default tippen.db)"
-    )
+    parser.add_argument("--db", type=Path, default=None, help=DB_HELP)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     serve = commands.add_parser("serve", help="run the service")
@@ -81,7 +79,24 @@ def _build_parser() -> argparse.ArgumentParser:
     sim.add_argument(
         "--flush", type=float, default=5.0, help="seconds between a user's batches (default 5)"
     )
+    for sub in _subcommand_parsers(parser):
+        # Global options work after the command too (tippen-rt serve --db x.db);
+        # SUPPRESS keeps a value given before the command when none comes after.
+        sub.add_argument("--db", type=Path, default=argparse.SUPPRESS, help=DB_HELP)
     return parser
+
+
+DB_HELP = "SQLite file (env TIPPEN_DB_PATH, default tippen.db)"
+
+
+def _subcommand_parsers(parser: argparse.ArgumentParser) -> list[argparse.ArgumentParser]:
+    """Every parser below ``parser``: commands and their actions."""
+    found: list[argparse.ArgumentParser] = []
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in dict.fromkeys(action.choices.values()):
+                found += [sub, *_subcommand_parsers(sub)]
+    return found
 
 
 def _db_arg(args: argparse.Namespace) -> dict[str, object]:
@@ -182,12 +197,17 @@ def _configure_logging(level: str) -> None:
 
 
 def _serve(settings: Settings) -> int:
-    from .app import run_service
+    from .app import PortInUse, run_service
+    from .persist import DatabaseInUse
 
     _configure_logging(settings.log_level)
     for name in settings.extra:
         logging.getLogger("tippen_rt").warning("unknown setting %s is ignored", name)
-    trio.run(run_service, settings)
+    try:
+        trio.run(run_service, settings)
+    except (DatabaseInUse, PortInUse) as exc:
+        print(f"tippen-rt: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 import orjson
 import pytest
 
+from tippen_rt.persist import database_lock
 from tippen_rt.tenants import hash_admin_token
 
 from ..support.client import Client
@@ -113,3 +114,49 @@ def test_signals_stop_the_service_cleanly(tmp_path: Path, sig: int) -> None:
     conn = sqlite3.connect(db)
     assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     assert conn.execute("SELECT count(*) FROM user_activity_events").fetchone()[0] == 1
+
+
+def test_db_is_taken_before_or_after_the_command(tmp_path: Path) -> None:
+    before, after = tmp_path / "before.db", tmp_path / "after.db"
+    assert cli("tenant", "add", "acme", db=before).returncode == 0
+    assert cli("tenant", "add", "beta", "--db", str(after)).returncode == 0
+    assert cli("tenant", "list", "--db", str(before)).stdout.startswith("acme\t")
+    assert cli("tenant", "list", db=after).stdout.startswith("beta\t")
+    # The one after the command wins, as a user reads it.
+    assert cli("tenant", "list", "--db", str(after), db=before).stdout.startswith("beta\t")
+
+
+def test_a_second_serve_on_the_same_database_refuses_with_one_line(tmp_path: Path) -> None:
+    db = tmp_path / "t.db"
+    add_tenant(db)
+    with running_server(db) as server:
+        second = cli("serve", "--port", "0", db=db)
+        assert second.returncode == 2
+        lines = second.stderr.strip().splitlines()
+        assert len(lines) == 1, second.stderr
+        assert "already served by process" in lines[0] and str(server.proc.pid) in lines[0]
+        assert Client(server.url).get("/healthz")[0] == 200  # the first one is unharmed
+    # Once the first is gone, the lock is free again, even after kill -9.
+    with running_server(db) as server:
+        server.proc.kill()
+        server.proc.wait(timeout=10)
+    with running_server(db):
+        pass
+
+
+def test_a_locked_database_is_not_even_opened(tmp_path: Path) -> None:
+    db = tmp_path / "new.db"
+    with database_lock(db):
+        refused = cli("serve", "--port", "0", db=db)
+    assert refused.returncode == 2 and "already served" in refused.stderr
+    assert not db.exists()  # no file created, no migration run
+
+
+def test_a_port_in_use_is_one_line(tmp_path: Path) -> None:
+    db = tmp_path / "t.db"
+    add_tenant(db)
+    with running_server(db) as server:
+        other = cli("serve", "--port", str(server.port), db=tmp_path / "other.db")
+    assert other.returncode == 2
+    lines = other.stderr.strip().splitlines()
+    assert len(lines) == 1 and f"cannot listen on 127.0.0.1:{server.port}" in lines[0], other.stderr

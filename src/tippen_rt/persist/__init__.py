@@ -35,6 +35,7 @@ from ._alerts import (
 )
 from ._event_store import EventStore, StoreBusy, StoreClosed, StoreStats, run_inline
 from ._events import InsertResult, count_events, insert_batch, insert_batches
+from ._lock import DatabaseInUse, database_lock
 from ._retention_service import RetentionService, SweepReport
 from ._schema import MIGRATIONS, connect, migrate, open_database
 from ._snapshot_redis import RedisSnapshotStore
@@ -65,6 +66,7 @@ __all__ = [
     "USER_LEFT",
     "Alert",
     "AlertStatus",
+    "DatabaseInUse",
     "DeliveryStatus",
     "EventStore",
     "InsertResult",
@@ -87,6 +89,7 @@ __all__ = [
     "count_alerts",
     "count_events",
     "create_tenant",
+    "database_lock",
     "delete_user_alerts",
     "get_alert",
     "get_tenant",
