@@ -11,6 +11,7 @@ Units live in the names (``_s`` seconds, ``_ms`` milliseconds, ``_bytes``).
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import types
 import typing
 from collections.abc import Mapping
@@ -25,6 +26,59 @@ MINUTE_S = 60.0
 
 class SettingsError(ValueError):
     """A ``TIPPEN_*`` variable or flag has a value of the wrong form."""
+
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+@dataclass(frozen=True, slots=True)
+class TrustedProxies:
+    """The proxies in front of the service: a count of hops, or their networks.
+
+    ``TrustedProxies.parse("1")``: one proxy, whatever its address (nginx on the
+    same host).  ``TrustedProxies.parse("10.0.0.0/8, 192.0.2.7")``: the peer and
+    every forwarding entry inside these networks is a proxy.  Empty: none.
+    """
+
+    hops: int = 0
+    networks: tuple[Network, ...] = ()
+
+    @classmethod
+    def parse(cls, text: str) -> TrustedProxies:
+        """From the setting's text; ValueError says what is wrong."""
+        text = text.strip()
+        if not text:
+            return cls()
+        if text.isdigit():
+            hops = int(text)
+            if hops > 32:
+                raise ValueError("a count of proxy hops is at most 32")
+            return cls(hops=hops)
+        networks = []
+        for item in text.replace(";", ",").split(","):
+            item = item.strip()
+            if not item:
+                continue
+            try:
+                networks.append(ipaddress.ip_network(item, strict=False))
+            except ValueError:
+                raise ValueError(
+                    f"{item!r} is not an address or network; give a number of hops"
+                    " or addresses and networks such as 10.0.0.0/8, 192.0.2.7"
+                ) from None
+        return cls(networks=tuple(networks))
+
+    def __bool__(self) -> bool:
+        return bool(self.hops or self.networks)
+
+    def __str__(self) -> str:
+        if self.hops:
+            return str(self.hops)
+        return ", ".join(str(n) for n in self.networks)
+
+    def trusts(self, address: ipaddress.IPv4Address | ipaddress.IPv6Address | None) -> bool:
+        """True if ``address`` is inside one of the networks."""
+        return address is not None and any(address in n for n in self.networks)
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +98,8 @@ class Settings:
     host: str = "127.0.0.1"
     #: Port to listen on; 0 picks a free one (also --port).
     port: int = 8080
+    #: Also speak HTTP/2 without TLS (prior knowledge or h2c upgrade), e.g. to a TLS proxy.
+    http2: bool = False
     #: The URL admins use to reach this service (links in Slack messages).
     public_url: str = ""
     #: Largest ingest body accepted (413 beyond).
@@ -75,7 +131,13 @@ class Settings:
     ingest_rate_per_address: float = 500.0
     #: Requests one address may send at once before its rate applies.
     ingest_burst_per_address: float = 1000.0
-    #: Take the client address from X-Forwarded-For (only behind a proxy you run).
+    #: Proxies whose X-Forwarded-For, X-Forwarded-Proto and Forwarded headers are
+    #: believed: a number of hops (1: one proxy, such as nginx, in front), or their
+    #: addresses and networks (10.0.0.0/8, 192.0.2.7). The client address is the
+    #: right-most X-Forwarded-For entry they did not add; https they report makes the
+    #: admin cookie Secure. Empty: headers ignored. Set it only behind proxies you run.
+    trusted_proxies: TrustedProxies = TrustedProxies()
+    #: Deprecated: true means TIPPEN_TRUSTED_PROXIES=1 (one proxy); ignored when that is set.
     trust_forwarded_for: bool = False
 
     # Admin dashboard
@@ -159,6 +221,14 @@ class Settings:
         """A copy with ``changes`` applied."""
         return dataclasses.replace(self, **changes)
 
+    @property
+    def proxies(self) -> TrustedProxies:
+        """The proxies to believe: TIPPEN_TRUSTED_PROXIES, else one hop for the
+        deprecated TIPPEN_TRUST_FORWARDED_FOR=true."""
+        if self.trusted_proxies or not self.trust_forwarded_for:
+            return self.trusted_proxies
+        return TrustedProxies(hops=1)
+
 
 def _parse(name: str, raw: str, hint: Any) -> Any:
     if typing.get_origin(hint) in (typing.Union, types.UnionType):
@@ -177,8 +247,12 @@ def _parse(name: str, raw: str, hint: Any) -> Any:
             return float(raw)
         if hint is Path:
             return Path(raw)
+        if hint is TrustedProxies:
+            return TrustedProxies.parse(raw)
         return raw
-    except ValueError:
+    except ValueError as exc:
+        if hint is TrustedProxies:
+            raise SettingsError(f"{name}={raw!r}: {exc}") from None
         kind = getattr(hint, "__name__", str(hint))
         raise SettingsError(f"{name}={raw!r} is not a valid {kind}") from None
 
@@ -216,7 +290,7 @@ def describe_settings() -> list[SettingDoc]:
         value = getattr(defaults, f.name)
         shown = (
             "(empty)"
-            if value == ""
+            if str(value) == ""
             else str(value).lower()
             if isinstance(value, bool)
             else str(value)

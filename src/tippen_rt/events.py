@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import enum
 import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, NamedTuple, TypeGuard
@@ -27,12 +28,14 @@ import orjson
 __all__ = [
     "INTERACTION_TYPES",
     "TIERS",
+    "UNSAFE_IN_IDS",
     "BadInput",
     "Batch",
     "Event",
     "EventType",
     "Limits",
     "heartbeat_data",
+    "log_safe",
     "parse_batch",
     "read_heartbeat_data",
     "validate_batch",
@@ -167,9 +170,9 @@ def validate_batch(doc: Any, now_ms: int, limits: Limits = DEFAULT_LIMITS) -> Ba
     """Check every field of a decoded batch; raise :class:`BadInput` on the first problem."""
     if not isinstance(doc, dict):
         raise BadInput("invalid_batch", "batch must be a JSON object")
-    api_key = _req_str(doc, "apiKey", limits.api_key_chars)
-    user_id = _req_str(doc, "userId", limits.user_id_chars)
-    email = _opt_str(doc, "userEmail", limits.email_chars)
+    api_key = _req_id(doc, "apiKey", limits.api_key_chars)
+    user_id = _req_id(doc, "userId", limits.user_id_chars)
+    email = _opt_id(doc, "userEmail", limits.email_chars)
     tier = doc.get("subscriptionTier")
     if tier not in TIERS:
         raise BadInput(
@@ -178,7 +181,7 @@ def validate_batch(doc: Any, now_ms: int, limits: Limits = DEFAULT_LIMITS) -> Ba
             "subscriptionTier",
         )
     sent_at = _opt_ms(doc, "sentAt")
-    batch_id = _opt_str(doc, "batchId", limits.batch_id_chars)
+    batch_id = _opt_id(doc, "batchId", limits.batch_id_chars)
     user_hash = _opt_str(doc, "userHash", 256)
     raw_events = doc.get("events")
     if not isinstance(raw_events, list):
@@ -351,6 +354,55 @@ def _is_number(value: Any) -> TypeGuard[int | float]:
 def _path(where: int | None, key: str) -> str:
     """The field's name in error messages: ``events[3].route``, or ``userId``."""
     return key if where is None else f"events[{where}].{key}"
+
+
+#: What identifiers (apiKey, userId, userEmail, batchId) may not hold, because
+#: they are shown and logged as who someone is: C0 and C1 controls (newline and
+#: tab too) and DEL, the line and paragraph separators, bidi controls (U+061C,
+#: U+200E/F, U+202A-E, U+2066-9) and zero-width characters (U+200B-D, U+2060,
+#: U+FEFF).  ``ann@example.com\u200b`` or ``\u202emoc.elpmaxe@nna`` would look
+#: like someone else.  Free text (messages, stacks, routes, element text) may
+#: hold them: it is escaped where logged (:func:`log_safe`) and shown isolated.
+#: One search per identifier, a handful per batch: never per event field.
+UNSAFE_IN_IDS = re.compile(
+    r"[\x00-\x1f\x7f-\x9f\u061c\u200b-\u200f\u2028\u2029\u202a-\u202e\u2060\u2066-\u2069\ufeff]"
+)
+
+
+def _req_id(doc: Mapping[str, Any], key: str, max_chars: int) -> str:
+    value = _req_str(doc, key, max_chars)
+    if UNSAFE_IN_IDS.search(value) is not None:
+        raise _unsafe_id(key, value)
+    return value
+
+
+def _opt_id(doc: Mapping[str, Any], key: str, max_chars: int) -> str | None:
+    value = _opt_str(doc, key, max_chars)
+    if value is not None and UNSAFE_IN_IDS.search(value) is not None:
+        raise _unsafe_id(key, value)
+    return value
+
+
+def _unsafe_id(key: str, value: str) -> BadInput:
+    found = UNSAFE_IN_IDS.search(value)
+    assert found is not None
+    return BadInput(
+        "invalid_field",
+        f"{key} must not contain control, bidi or zero-width characters"
+        f" (U+{ord(found.group()):04X} at position {found.start()})",
+        key,
+    )
+
+
+def log_safe(text: str, max_chars: int = 300) -> str:
+    """``text`` for a log line: the characters identifiers may not hold written as
+    escapes (a newline as ``\\n``, U+202E as ``\\u202e``), so user-supplied text
+    can neither start a forged line nor reorder one; clipped to ``max_chars``."""
+    if len(text) > max_chars:
+        text = text[: max_chars - 1] + "…"
+    if UNSAFE_IN_IDS.search(text) is None:
+        return text
+    return UNSAFE_IN_IDS.sub(lambda m: m.group().encode("unicode_escape").decode(), text)
 
 
 def _req_str(doc: Mapping[str, Any], key: str, max_chars: int, where: int | None = None) -> str:

@@ -53,9 +53,13 @@ def hash_admin_token(token: str) -> str:
 
 
 def verify_user_hash(secret: str, user_id: str, user_hash: str) -> bool:
-    """Check the app's HMAC-SHA256 of ``user_id`` (hex) made with the tenant secret."""
+    """Check the app's HMAC-SHA256 of ``user_id`` (hex) made with the tenant secret.
+
+    Any text is just a mismatch, never an error: compared as bytes, since
+    ``hmac.compare_digest`` refuses non-ASCII strings with a TypeError.
+    """
     expected = hmac.new(secret.encode(), user_id.encode(), hashlib.sha256).hexdigest()
-    return hmac.compare_digest(expected, user_hash.lower())
+    return hmac.compare_digest(expected.encode(), user_hash.lower().encode())
 
 
 def normalize_origin(origin: str) -> str:

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import trio
 
-from tippen_rt.config import Settings
+from tippen_rt.config import Settings, TrustedProxies
 from tippen_rt.http import AppServices, create_app
 from tippen_rt.http._session import AdminSession, key_tag, read_session, sign_session
 from tippen_rt.persist import EventStore, rotate_admin_token
@@ -247,27 +247,149 @@ async def test_login_attempts_are_rate_limited_per_address(env: AdminEnv) -> Non
     assert elsewhere.status_code == 303
 
 
+@pytest.mark.parametrize(
+    ("proxies", "chain"),
+    [
+        # Two proxies (10.0.0.1, then 10.0.0.2), named by their networks.
+        (TrustedProxies.parse("10.0.0.0/8"), "{client}, 10.0.0.1"),
+        # ... or counted.
+        (TrustedProxies.parse("2"), "{client}, 10.0.0.1"),
+        # One proxy.
+        (TrustedProxies.parse("1"), "{client}"),
+    ],
+)
 async def test_behind_a_trusted_proxy_the_login_limit_is_per_forwarded_address(
-    admin_settings: Settings, store: EventStore, nursery: trio.Nursery
+    admin_settings: Settings,
+    store: EventStore,
+    nursery: trio.Nursery,
+    proxies: TrustedProxies,
+    chain: str,
 ) -> None:
-    settings = dataclasses.replace(admin_settings, trust_forwarded_for=True)
+    settings = dataclasses.replace(admin_settings, trusted_proxies=proxies)
     env = await build_env(settings, store, nursery, with_notifier=False)
     proxy = {"client": ("10.0.0.2", 5555)}  # every request comes through the proxy
 
-    async def login(token: str, forwarded_for: str) -> int:
+    async def login(token: str, client: str, spoofed: str = "") -> int:
         response = await env.client().post(
             "/login",
             form={"token": token},
-            headers={"Host": HOST, "X-Forwarded-For": f"{forwarded_for}, 10.0.0.1"},
+            headers={"Host": HOST, "X-Forwarded-For": spoofed + chain.format(client=client)},
             scope_base=proxy,
         )
         return int(response.status_code)
 
-    for _ in range(settings.login_burst):
-        assert await login("admin_guess", "203.0.113.9") == 401
+    for i in range(settings.login_burst):
+        # Whatever the attacker writes in front of the proxies' entries.
+        assert await login("admin_guess", "203.0.113.9", f"198.51.100.{i}, ") == 401
+    assert await login(env.acme_token, "203.0.113.9", "198.51.100.99, ") == 429
     assert await login(env.acme_token, "203.0.113.9") == 429
     # The attacker's guesses do not lock out an admin behind the same proxy.
     assert await login(env.acme_token, "198.51.100.7") == 303
+
+
+async def test_the_old_trust_forwarded_for_is_one_hop_not_the_left_most_entry(
+    admin_settings: Settings, store: EventStore, nursery: trio.Nursery
+) -> None:
+    # It used to take the left-most entry: rotating it defeated the login limit.
+    settings = dataclasses.replace(admin_settings, trust_forwarded_for=True)
+    env = await build_env(settings, store, nursery, with_notifier=False)
+    statuses = []
+    for i in range(settings.login_burst + 2):
+        response = await env.client().post(
+            "/login",
+            form={"token": "admin_guess"},
+            headers={"Host": HOST, "X-Forwarded-For": f"198.51.100.{i}, 203.0.113.9"},
+            scope_base={"client": ("10.0.0.2", 5555)},
+        )
+        statuses.append(response.status_code)
+    assert statuses == [401] * settings.login_burst + [429, 429]
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"X-Forwarded-Proto": "https"},
+        {"Forwarded": "for=203.0.113.9;proto=https"},
+        {"X-Forwarded-For": "203.0.113.9", "X-Forwarded-Proto": "https"},
+    ],
+)
+@pytest.mark.parametrize("proxies", [TrustedProxies.parse("1"), TrustedProxies.parse("10.0.0.0/8")])
+async def test_behind_a_trusted_tls_proxy_the_cookie_is_secure(
+    admin_settings: Settings,
+    store: EventStore,
+    nursery: trio.Nursery,
+    headers: dict[str, str],
+    proxies: TrustedProxies,
+) -> None:
+    settings = dataclasses.replace(admin_settings, trusted_proxies=proxies)
+    env = await build_env(settings, store, nursery, with_notifier=False)
+    client = env.client()
+    response = await client.post(
+        "/login",
+        form={"token": env.acme_token},
+        headers={"Host": HOST, **headers},
+        scope_base={"client": ("10.0.0.2", 5555)},
+    )
+    assert response.status_code == 303
+    assert "Secure" in response.headers["Set-Cookie"]
+    logout = await client.post(
+        "/logout", headers={"Host": HOST, **headers}, scope_base={"client": ("10.0.0.2", 5555)}
+    )
+    assert "Secure" in logout.headers["Set-Cookie"]
+
+
+@pytest.mark.parametrize("proxies", [TrustedProxies(), TrustedProxies.parse("10.0.0.0/8")])
+async def test_a_forwarded_proto_from_anyone_else_is_ignored(
+    admin_settings: Settings, store: EventStore, nursery: trio.Nursery, proxies: TrustedProxies
+) -> None:
+    settings = dataclasses.replace(admin_settings, trusted_proxies=proxies)
+    env = await build_env(settings, store, nursery, with_notifier=False)
+    response = await env.client().post(
+        "/login",
+        form={"token": env.acme_token},
+        headers={"Host": HOST, "X-Forwarded-Proto": "https", "Forwarded": "proto=https"},
+        scope_base={"client": ("203.0.113.9", 5555)},
+    )
+    assert response.status_code == 303
+    assert "Secure" not in response.headers["Set-Cookie"]
+
+
+@pytest.mark.parametrize(
+    ("given", "shown"),
+    [
+        ("Sam\nINFO forged", "SamINFO forged"),
+        ("\u202emaS", "maS"),
+        ("Sam\u200b", "Sam"),
+        ("\u200b\t", "admin"),
+    ],
+)
+async def test_the_admin_name_loses_hidden_characters(
+    env: AdminEnv, given: str, shown: str
+) -> None:
+    client = env.client()
+    response = await client.post(
+        "/login", form={"token": env.acme_token, "name": given}, headers={"Host": HOST}
+    )
+    assert response.status_code == 303
+    assert (await (await call(client, "GET", "/api/admin/me")).get_json())["name"] == shown
+
+
+async def test_logged_text_cannot_forge_log_lines(
+    env: AdminEnv, caplog: pytest.LogCaptureFixture
+) -> None:
+    client = await env.admin(env.acme_token)
+    with caplog.at_level("INFO"):
+        response = await call(
+            client,
+            "POST",
+            "/api/admin/user/erase",
+            {"userId": "u1\nINFO tippen_rt: admin login for tenant other\u202e"},
+            Origin=SITE,
+        )
+    assert response.status_code == 200
+    [line] = [r.getMessage() for r in caplog.records if "erased user" in r.getMessage()]
+    assert "\n" not in line and "\u202e" not in line
+    assert "u1\\nINFO" in line and "\\u202e" in line
 
 
 @pytest.mark.parametrize(

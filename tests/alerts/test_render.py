@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tippen_rt.alerts import render_alert, sample_message
 from tippen_rt.persist import Alert
@@ -154,3 +159,149 @@ def test_the_test_message_is_marked_as_a_test() -> None:
     assert blocks[0]["text"]["text"] == ":test_tube: Test alert: Stuck on a page"
     assert "real alerts will look like this" in all_text(blocks)
     assert message.text.startswith("Test alert from tippen-rt: test.user@example.com")
+
+
+# ---- hostile text: escaped first, then clipped to each block's limit ------------
+
+#: Slack's limits per block (https://api.slack.com/reference/block-kit/blocks).
+HEADER_MAX, SECTION_MAX, FIELD_MAX, CONTEXT_MAX, BUTTON_TEXT_MAX, URL_MAX = (
+    150,
+    3000,
+    2000,
+    2000,
+    75,
+    3000,
+)
+ENTITY = re.compile(r"&(?!amp;|lt;|gt;)")
+MENTION = re.compile(r"(?i)@(here|channel|everyone)|<!")
+
+
+def texts_within_limits(blocks: list[Any]) -> list[str]:
+    """Every text of the message, asserting each is within its block's limit."""
+    out = []
+    for block in blocks:
+        if block["type"] == "header":
+            assert len(block["text"]["text"]) <= HEADER_MAX
+            out.append(block["text"]["text"])
+        elif block["type"] == "section":
+            assert len(block["text"]["text"]) <= SECTION_MAX
+            out.append(block["text"]["text"])
+            for field in block.get("fields", []):
+                assert len(field["text"]) <= FIELD_MAX
+                out.append(field["text"])
+        elif block["type"] == "context":
+            for element in block["elements"]:
+                assert len(element["text"]) <= CONTEXT_MAX
+                out.append(element["text"])
+        elif block["type"] == "actions":
+            for element in block["elements"]:
+                assert len(element["text"]["text"]) <= BUTTON_TEXT_MAX
+                assert len(element["url"]) <= URL_MAX
+    return out
+
+
+def assert_safe(text: str) -> None:
+    """No half-escaped entity, and no mention that would notify anyone."""
+    assert not ENTITY.search(text), text[-40:]
+    without_dates = re.sub(r"<!date\^\d+\^\{date_short_pretty\} \{time\}\|[^<>]*>", "", text)
+    assert not MENTION.search(without_dates), text
+
+
+def test_a_route_of_ampersands_is_escaped_then_clipped_within_the_limits() -> None:
+    # Clipped before escaping, 1,000 "&" became 5,000 characters: Slack refused the alert.
+    text, blocks = as_json(alert(route="&" * 1000, reason="on " + "&" * 1000 + " for 6 min"))
+    for part in [*texts_within_limits(blocks), text]:
+        assert_safe(part)
+    page = blocks[1]["fields"][2]["text"]
+    assert page.startswith("*Current page:*\n&amp;&amp;") and page.endswith("…")
+
+
+@pytest.mark.parametrize("limit_cut", range(5))
+def test_clipping_never_cuts_an_entity_in_half(limit_cut: int) -> None:
+    # Whatever the offset of the cut, the text ends on a whole entity or a plain character.
+    route = "/" + "x" * limit_cut + "&" * 2000
+    text, blocks = as_json(alert(route=route, user_id="<" * 300, user_email=None))
+    for part in [*texts_within_limits(blocks), text]:
+        assert_safe(part)
+
+
+@pytest.mark.parametrize(
+    "mention", ["@here", "@channel", "@everyone", "@HERE", "<!here>", "<!channel|x>"]
+)
+def test_mentions_in_user_text_are_neutralised(mention: str) -> None:
+    text, blocks = as_json(
+        alert(
+            user_id=f"u {mention}",
+            user_email=f"{mention}@example.com",
+            route=f"/x/{mention}",
+            reason=f"stuck {mention} now",
+            acknowledged_by=mention,
+            acknowledged_at=T + 1,
+        )
+    )
+    for part in [*texts_within_limits(blocks), text]:
+        assert_safe(part)
+    # Still readable: the word is there, only the mention is gone.
+    assert mention.strip("<>!@").split("|")[0].lower() in repr(blocks).lower()
+
+
+def test_a_backtick_in_a_user_id_cannot_break_the_code_span() -> None:
+    _, blocks = as_json(alert(user_id="ann` *bold* `<@U1>", user_email="ann@example.com"))
+    field = blocks[1]["fields"][0]["text"]
+    assert field.startswith("*User:*\nann@example.com\n`") and field.endswith("`")
+    code = field.split("\n")[-1]
+    assert code.count("`") == 2, code  # the span's own two, nothing inside
+    assert "<@U1>" not in field
+
+
+def test_backticks_in_other_user_text_are_neutralised() -> None:
+    text, blocks = as_json(alert(route="/a`b", reason="```code``` here", user_email="x`y@z"))
+    fields = " ".join(f["text"] for f in blocks[1]["fields"])
+    assert "`" not in blocks[1]["text"]["text"]
+    assert fields.count("`") == 2  # only the user id's code span
+    assert "`" not in text
+
+
+def test_user_text_longer_than_any_block_is_clipped_everywhere() -> None:
+    huge = "é&<>`@here " * 1000
+    tenant = dataclasses.replace(TENANT, name=huge[:300])
+    a = alert(
+        user_id=huge[:256],
+        user_email=huge[:320],
+        tier=huge[:50],
+        route=huge[:2048],
+        reason=huge,
+        acknowledged_by=huge[:64],
+        acknowledged_at=T + 1,
+        suppressed_count=10**9,
+    )
+    message = render_alert(a, tenant, "https://tippen.example.com/")
+    blocks = message.blocks_as_dicts()
+    for part in [*texts_within_limits(blocks), message.text]:
+        assert_safe(part)
+    assert len(message.text) <= SECTION_MAX
+
+
+def test_a_dashboard_link_too_long_for_a_button_is_left_out() -> None:
+    # A 256-character id of 4-byte characters percent-encodes to 3,072 characters.
+    user_id = "😀" * 256
+    _, blocks = as_json(alert(user_id=user_id))
+    texts_within_limits(blocks)
+    assert "View User Activity" not in buttons(blocks)
+
+
+@given(
+    user_id=st.text(min_size=1, max_size=256),
+    email=st.one_of(st.none(), st.text(max_size=320)),
+    route=st.one_of(st.none(), st.text(max_size=2048)),
+    reason=st.text(max_size=5000),
+)
+@settings(max_examples=60, deadline=None)
+def test_any_user_text_makes_a_valid_safe_message(
+    user_id: str, email: str | None, route: str | None, reason: str
+) -> None:
+    a = alert(user_id=user_id, user_email=email, route=route, reason=reason)
+    message = render_alert(a, TENANT, "https://tippen.example.com/")
+    blocks = message.blocks_as_dicts()
+    for part in [*texts_within_limits(blocks), message.text]:
+        assert_safe(part)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import orjson
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tippen_rt.events import BadInput, EventType, Limits, parse_batch, validate_batch
 
@@ -230,3 +232,116 @@ def test_stored_heartbeat_data_reads_back() -> None:
         assert read_heartbeat_data(heartbeat_data(count, focused)) == (count, focused)
     for junk in ["", "[1]", '{"input": "x", "focused": 2}', "nonsense"]:
         assert read_heartbeat_data(junk) == (None, None)
+
+
+# ---- identifiers: no control, bidi or invisible characters ------------------------
+
+#: What an identifier may not hold: C0 and C1 controls (newline and tab too), DEL,
+#: the line and paragraph separators, bidi controls and zero-width characters.
+UNSAFE_IN_IDS = (
+    [chr(c) for c in range(0x00, 0x20)]
+    + [chr(c) for c in range(0x7F, 0xA0)]
+    + ["\u2028", "\u2029"]
+    + ["\u202a", "\u202b", "\u202c", "\u202d", "\u202e"]
+    + ["\u2066", "\u2067", "\u2068", "\u2069", "\u200e", "\u200f", "\u061c"]
+    + ["\u200b", "\u200c", "\u200d", "\u2060", "\ufeff"]
+)
+IDENTIFIERS = ("apiKey", "userId", "userEmail", "batchId")
+FREE_TEXT = [
+    ("route", "route"),
+    ("click", "element"),
+    ("click", "text"),
+    ("form_submit", "formId"),
+    ("error", "message"),
+    ("error", "source"),
+    ("error", "stack"),
+    ("custom", "name"),
+]
+EVENT_FIELD = {"formId": "form_id"}
+REQUIRED = {"route": {"route": "/"}, "click": {"element": "a"}, "error": {"message": "m"}}
+REQUIRED["custom"] = {"name": "n"}
+
+
+def free_text_event(kind: str, field: str, text: str) -> dict[str, object]:
+    """An event of ``kind`` with ``text`` in ``field`` (required fields never blank)."""
+    if field in ("element", "message", "name") and not text.strip():
+        text = "x" + text
+    return ev(kind, **{**REQUIRED.get(kind, {}), field: text})
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("userId", "ann\nINFO forged log line"),
+        ("userId", "ann\tx"),
+        ("userId", "\u202emoc.elpmaxe@nna"),
+        ("userEmail", "ann@example.com\u200b"),
+        ("userEmail", "ann@exam\u2066ple.com"),
+        ("batchId", "b-1\r\n"),
+        ("apiKey", "client_\ufeffx"),
+        ("userId", "u\x85"),
+    ],
+)
+def test_identifiers_refuse_control_bidi_and_invisible_characters(field: str, value: str) -> None:
+    error = rejects(batch([], **{field: value}), "invalid_field", field)
+    assert field in error.message
+
+
+def test_identifiers_keep_any_other_unicode() -> None:
+    doc = batch([], userId="Zoë 李 ✓ 😀 עִברִית", userEmail="zoë@bücher.example", batchId="b é")
+    parsed = validate_batch(doc, NOW)
+    assert (parsed.user_id, parsed.user_email, parsed.batch_id) == (
+        "Zoë 李 ✓ 😀 עִברִית",
+        "zoë@bücher.example",
+        "b é",
+    )
+
+
+def test_free_text_keeps_newlines_bidi_and_zero_width_characters() -> None:
+    odd = "line 1\nline 2\t\u202eevil\u200b\u2066x\u2069"
+    events = [free_text_event(kind, f, odd) for kind, f in FREE_TEXT]
+    parsed = validate_batch(batch(events), NOW)
+    for (_, f), event in zip(FREE_TEXT, parsed.events, strict=True):
+        assert getattr(event, EVENT_FIELD.get(f, f)) == odd
+
+
+_id_text = st.text(
+    alphabet=st.characters(blacklist_characters=UNSAFE_IN_IDS, blacklist_categories=("Cs",)),
+    min_size=1,
+    max_size=40,
+).filter(str.strip)
+
+
+@given(
+    field=st.sampled_from(IDENTIFIERS),
+    before=_id_text,
+    bad=st.sampled_from(UNSAFE_IN_IDS),
+    after=st.text(max_size=10).filter(lambda s: "\x00" not in s),
+)
+@settings(max_examples=300, deadline=None)
+def test_any_identifier_with_an_unsafe_character_is_refused_naming_it(
+    field: str, before: str, bad: str, after: str
+) -> None:
+    with pytest.raises(BadInput) as info:
+        validate_batch(batch([], **{field: before + bad + after}), NOW)
+    assert info.value.field == field
+    assert info.value.status == 400
+
+
+@given(
+    user_id=_id_text,
+    email=_id_text,
+    batch_id=_id_text,
+    texts=st.lists(st.text(max_size=60).filter(lambda s: "\x00" not in s), min_size=8, max_size=8),
+)
+@settings(max_examples=200, deadline=None)
+def test_everything_else_is_stored_untouched(
+    user_id: str, email: str, batch_id: str, texts: list[str]
+) -> None:
+    events = [
+        free_text_event(kind, f, text) for (kind, f), text in zip(FREE_TEXT, texts, strict=True)
+    ]
+    parsed = validate_batch(batch(events, userId=user_id, userEmail=email, batchId=batch_id), NOW)
+    assert (parsed.user_id, parsed.user_email, parsed.batch_id) == (user_id, email, batch_id)
+    for raw, event, (_, f) in zip(events, parsed.events, FREE_TEXT, strict=True):
+        assert getattr(event, EVENT_FIELD.get(f, f)) == raw[f]

@@ -19,6 +19,7 @@ from typing import TypeVar
 
 import trio
 
+from ..events import log_safe
 from ._messages import (
     ChangeMessage,
     TriggerCleared,
@@ -88,15 +89,16 @@ class Feed:
             log.info(
                 "support needed: tenant %s user %s: %s (%s)",
                 state.tenant_id,
-                state.user_id,
+                log_safe(state.user_id),
                 message.trigger.in_words,
-                message.reason,
+                log_safe(message.reason),  # it quotes the route: free text
             )
         elif isinstance(message, TriggerCleared):
             log.info(
-                "recovered: tenant %s user %s: %s",
+                "%s: tenant %s user %s: %s",
+                "user left" if message.user_left else "recovered",
                 state.tenant_id,
-                state.user_id,
+                log_safe(state.user_id),
                 message.trigger.in_words,
             )
         self.recent_triggers[state.tenant_id].append(message)

@@ -3,11 +3,18 @@
 The same function renders the first post and every later update (resolved,
 acknowledged), so the message in the channel always shows the alert as it is
 stored.
+
+Everything the tracked app sent (user id, email, route, the reason that quotes
+the route) and every name (tenant, admin) is user text: mentions and backticks
+are neutralised, ``&<>`` escaped, and only then is it clipped, to a budget that
+keeps every block within Slack's limits; a message over a limit is refused
+whole, so the alert would never arrive.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from urllib.parse import quote
@@ -28,6 +35,16 @@ from ..persist import SUPERSEDED, USER_LEFT, Alert
 from ..tenants import Tenant
 
 log = logging.getLogger(__name__)
+
+#: Slack's limits, in characters (https://api.slack.com/reference/block-kit/blocks).
+HEADER_MAX = 150  # header block: plain_text
+SECTION_MAX = 3000  # section block text
+FIELD_MAX = 2000  # each section field
+CONTEXT_MAX = 2000  # each context element
+BUTTON_TEXT_MAX = 75
+URL_MAX = 3000  # a button's url
+#: The plain-text fallback (notifications); Slack takes more, nobody reads more.
+FALLBACK_MAX = 3000
 
 VIEW_BUTTON = "View User Activity"
 VIDEO_BUTTON = "Start Video Call"
@@ -73,13 +90,43 @@ def trigger_in_words(trigger: str) -> str:
         return trigger.replace("_", " ").capitalize()
 
 
+#: ``@here``, ``@channel``, ``@everyone``: notify a whole channel where Slack
+#: links names.  The ``<!here>`` form is taken care of by escaping ``<``.
+_MENTION = re.compile(r"@(?=here|channel|everyone)", re.IGNORECASE)
+#: Fullwidth at: reads as "@here", notifies nobody.
+_SAFE_AT = "\uff20"
+#: Modifier letter grave accent: looks like a backtick, opens no code span.
+_SAFE_BACKTICK = "\u02cb"
+
+
 def escape(text: str) -> str:
-    """Text safe inside Slack mrkdwn (``&``, ``<``, ``>`` are control characters)."""
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    """User text safe inside Slack mrkdwn: ``&``, ``<``, ``>`` escaped (they are
+    control characters), channel mentions and backticks neutralised."""
+    if "@" in text:
+        text = _MENTION.sub(_SAFE_AT, text)
+    return (
+        text.replace("&", "&amp;")
+        .replace("<", "&lt;")
+        .replace(">", "&gt;")
+        .replace("`", _SAFE_BACKTICK)
+    )
 
 
 def _clip(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+    """At most ``limit`` characters, ending in "…" if cut; never cuts an entity
+    (``&amp;``, ``&lt;``, ``&gt;``) of escaped text in half."""
+    if len(text) <= limit:
+        return text
+    cut = limit - 1
+    amp = text.rfind("&", max(0, cut - 4), cut)
+    if amp != -1 and ";" not in text[amp:cut]:
+        cut = amp
+    return text[:cut] + "…"
+
+
+def user_text(text: str, limit: int) -> str:
+    """User text for mrkdwn: escaped first, then clipped to ``limit``."""
+    return _clip(escape(text), limit)
 
 
 def duration_in_words(ms: int) -> str:
@@ -121,12 +168,13 @@ def _headline(alert: Alert, test: bool) -> str:
 def _status_lines(alert: Alert, tenant_name: str, test: bool) -> list[str]:
     if test:
         return [
-            f"This is a test from tippen-rt for tenant *{escape(tenant_name)}*: "
+            f"This is a test from tippen-rt for tenant *{user_text(tenant_name, 200)}*: "
             "real alerts will look like this."
         ]
-    lines = [f"Alert #{alert.id} · {escape(tenant_name)} · opened {slack_date(alert.opened_at)}"]
+    tenant = user_text(tenant_name, 200)
+    lines = [f"Alert #{alert.id} · {tenant} · opened {slack_date(alert.opened_at)}"]
     if alert.acknowledged_at is not None:
-        by = escape(alert.acknowledged_by or "an admin")
+        by = user_text(alert.acknowledged_by or "an admin", 100)
         lines.append(f":eyes: Acknowledged by *{by}* {slack_date(alert.acknowledged_at)}")
     if alert.resolved_at is not None:
         if alert.resolution == SUPERSEDED:
@@ -158,27 +206,37 @@ def render_alert(
     who = _who(alert)
     words = trigger_in_words(alert.trigger)
     page = alert.route or "(unknown)"
-    user_field = f"*User:*\n{escape(_clip(who, 200))}"
+    user_field = f"*User:*\n{user_text(who, 200)}"
     if alert.user_email:
-        user_field += f"\n`{escape(_clip(alert.user_id, 200))}`"
+        user_field += f"\n`{user_text(alert.user_id, 200)}`"
     fields = [
-        MarkdownTextObject(text=user_field),
-        MarkdownTextObject(text=f"*Tier:*\n{escape(_clip(alert.tier, 100))}"),
-        MarkdownTextObject(text=f"*Current page:*\n{escape(_clip(page, 500))}"),
-        MarkdownTextObject(text=f"*Time on page:*\n{duration_in_words(alert.time_on_page_ms)}"),
+        MarkdownTextObject(text=_clip(text, FIELD_MAX))
+        for text in (
+            user_field,
+            f"*Tier:*\n{user_text(alert.tier, 100)}",
+            f"*Current page:*\n{user_text(page, 500)}",
+            f"*Time on page:*\n{duration_in_words(alert.time_on_page_ms)}",
+        )
     ]
-    reason = escape(_clip(alert.reason, 1000))
+    reason = user_text(alert.reason, 1000)
     activity = (
         f"*Activity:* {alert.total_events} events · {alert.total_errors} errors · "
         f"last active {slack_date(alert.last_active_at)}"
     )
     blocks: list[Block] = [
-        HeaderBlock(text=PlainTextObject(text=_clip(_headline(alert, test), 150), emoji=True)),
-        SectionBlock(text=MarkdownTextObject(text=f"*{escape(words)}:* {reason}"), fields=fields),
+        HeaderBlock(
+            text=PlainTextObject(text=_clip(_headline(alert, test), HEADER_MAX), emoji=True)
+        ),
+        SectionBlock(
+            text=MarkdownTextObject(text=_clip(f"*{escape(words)}:* {reason}", SECTION_MAX)),
+            fields=fields,
+        ),
         SectionBlock(text=MarkdownTextObject(text=activity)),
     ]
     buttons: list[ButtonElement] = []
-    view_url = user_activity_url(public_url, alert.user_id)
+    # A link longer than a button takes (a long id of 4-byte characters) would
+    # make Slack refuse the whole message: the button is left out instead.
+    view_url = _fits(user_activity_url(public_url, alert.user_id))
     if view_url is not None:
         buttons.append(
             ButtonElement(
@@ -188,7 +246,7 @@ def render_alert(
                 style="primary",
             )
         )
-    call_url = video_call_url(tenant, alert.user_id)
+    call_url = _fits(video_call_url(tenant, alert.user_id))
     if call_url is not None:
         buttons.append(
             ButtonElement(
@@ -200,13 +258,24 @@ def render_alert(
     status = _status_lines(alert, tenant_name, test)
     if view_url is None:
         status.append("_Set TIPPEN_PUBLIC_URL to link this alert to the dashboard._")
-    blocks.append(ContextBlock(elements=[MarkdownTextObject(text=line) for line in status]))
+    blocks.append(
+        ContextBlock(
+            elements=[MarkdownTextObject(text=_clip(line, CONTEXT_MAX)) for line in status]
+        )
+    )
 
     prefix = {"open": "User needs support", "acknowledged": "Acknowledged", "resolved": "Resolved"}
     head = "Test alert from tippen-rt" if test else prefix[alert.status]
-    text = f"{head}: {who} ({alert.tier}) on {page}: {words}: {alert.reason}"
+    text = (
+        f"{head}: {user_text(who, 200)} ({user_text(alert.tier, 100)}) on {user_text(page, 500)}:"
+        f" {escape(words)}: {reason}"
+    )
     if view_url is not None:
-        text += f" | {VIEW_BUTTON}: {view_url}"
+        text += f" | {VIEW_BUTTON}: {escape(view_url)}"
     if call_url is not None:
-        text += f" | {VIDEO_BUTTON}: {call_url}"
-    return Message(text=escape(_clip(text, 3000)), blocks=blocks)
+        text += f" | {VIDEO_BUTTON}: {escape(call_url)}"
+    return Message(text=_clip(text, FALLBACK_MAX), blocks=blocks)
+
+
+def _fits(url: str | None) -> str | None:
+    return url if url is not None and len(url) <= URL_MAX else None

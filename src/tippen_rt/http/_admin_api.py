@@ -17,7 +17,7 @@ from typing import Any
 from quart import Blueprint, Response, request
 
 from ..alerts import AlertStatus, Notifier
-from ..events import TIERS, BadInput, EventType
+from ..events import TIERS, BadInput, EventType, log_safe
 from ..persist import _alerts as alerts_db
 from ..persist._admin import (
     ErasedCounts,
@@ -45,6 +45,8 @@ admin_api_routes = Blueprint("admin_api", __name__, url_prefix="/api/admin")
 MAX_PAGE = 500
 DEFAULT_PAGE = 100
 MAX_USER_ID_CHARS = 256
+#: The largest integer SQLite stores; a larger one cannot even be bound to a query.
+MAX_SQL_INT = 2**63 - 1
 
 
 def _notifier(svc: AppServices) -> Notifier | None:
@@ -56,8 +58,10 @@ def _not_found(what: str = "no such user") -> Response:
 
 
 def _int_arg(
-    name: str, default: int | None, *, low: int = 0, high: int | None = None
+    name: str, default: int | None, *, low: int = 0, high: int = MAX_SQL_INT
 ) -> int | None:
+    """Query parameter ``name`` as an integer from ``low`` to ``high`` (400 naming it
+    otherwise); never beyond what SQLite can take."""
     raw = request.args.get(name)
     if raw is None or raw == "":
         return default
@@ -65,9 +69,10 @@ def _int_arg(
         value = int(raw)
     except ValueError:
         raise BadInput("invalid_field", f"{name} must be an integer", name) from None
-    if value < low or (high is not None and value > high):
-        bound = f"between {low} and {high}" if high is not None else f"at least {low}"
-        raise BadInput("invalid_field", f"{name} must be {bound}", name)
+    if not low <= value <= min(high, MAX_SQL_INT):
+        raise BadInput(
+            "invalid_field", f"{name} must be between {low} and {min(high, MAX_SQL_INT)}", name
+        )
     return value
 
 
@@ -88,9 +93,28 @@ def _user_id_arg() -> str:
 
 
 def _check_user_id(user_id: object, field: str) -> str:
-    if not isinstance(user_id, str) or not user_id or len(user_id) > MAX_USER_ID_CHARS:
+    """A user id to look up.  Not refused for control or bidi characters, as
+    ingest does: ids stored before it did must stay reachable, to be erased."""
+    if (
+        not isinstance(user_id, str)
+        or not user_id
+        or len(user_id) > MAX_USER_ID_CHARS
+        or not _is_text(user_id)
+    ):
         raise BadInput("invalid_field", f"{field} must be a user id", field)
     return user_id
+
+
+def _is_text(value: str) -> bool:
+    """False for strings no store can hold: lone surrogates, which JSON's
+    ``\\ud800`` escapes make (SQLite's UTF-8 encoding would fail with a 500)."""
+    if value.isascii():
+        return True
+    try:
+        value.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 async def _body_user_id() -> str:
@@ -362,7 +386,12 @@ async def start_video_call(admin: Admin) -> Response:
             conn, admin.tenant_id, user_id, started_by=admin.name, url=url, at_ms=now_ms
         )
     )
-    log.info("video call with %s/%s started by %s", admin.tenant.name, user_id, admin.name)
+    log.info(
+        "video call with %s/%s started by %s",
+        log_safe(admin.tenant.name),
+        log_safe(user_id),
+        log_safe(admin.name),
+    )
     return json_response({"success": True, "call": _call_json(call)})
 
 
@@ -409,7 +438,12 @@ async def _erase(admin: Admin, user_id: str) -> Response:
     if svc.snapshots is not None:
         await svc.snapshots.delete([(tenant_id, user_id)])
         snapshots_erased = True
-    log.info("erased user %s/%s for %s", admin.tenant.name, user_id, admin.name)
+    log.info(
+        "erased user %s/%s for %s",
+        log_safe(admin.tenant.name),
+        log_safe(user_id),
+        log_safe(admin.name),
+    )
     return json_response(
         {
             "success": True,
@@ -504,7 +538,7 @@ async def acknowledge_alert(admin: Admin, alert_id: int) -> Response:
     """Acknowledge one alert (and the user's other unresolved ones)."""
     svc = services()
     notifier = _notifier(svc)
-    if notifier is None:
+    if notifier is None or alert_id > MAX_SQL_INT:
         return _not_found("no such alert")
     alert = await notifier.acknowledge(admin.tenant_id, alert_id, admin.name)
     if alert is None:

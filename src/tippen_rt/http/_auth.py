@@ -5,9 +5,10 @@ Every admin page, admin API route and the dashboard WebSocket go through
 every handler uses that tenant's id, never one taken from the request.
 
 The cookie is HttpOnly, SameSite=Strict, and Secure when the request came
-over https.  Requests that change something must also come from this site's
-own origin when the browser says where they came from (``Origin``), and the
-WebSocket must always say so.  Login attempts are rate limited per client
+over https: directly, or as a trusted proxy reports (``TIPPEN_TRUSTED_PROXIES``).
+Requests that change something must also come from this site's own origin
+when the browser says where they came from (``Origin``), and the WebSocket
+must always say so.  Login attempts are rate limited per client
 address with a token bucket (429 with Retry-After).
 """
 
@@ -24,11 +25,11 @@ import trio
 from quart import Blueprint, Quart, Response, current_app, redirect, render_template, request
 from werkzeug.datastructures import Headers
 
-from ..events import BadInput
+from ..events import UNSAFE_IN_IDS, BadInput, log_safe
 from ..persist import get_tenant_by_admin_token
 from ..persist._admin import load_or_create_secret, load_revoked_sessions, revoke_session
 from ..tenants import Tenant, normalize_origin
-from ._client import client_address
+from ._client import client_address, is_https
 from ._errors import error_response
 from ._json import json_response
 from ._live_sessions import LiveSessions
@@ -261,6 +262,17 @@ def safe_next(target: str | None) -> str:
     return target
 
 
+def clean_name(name: object) -> str:
+    """The name an admin gives at login, as shown to other admins, in Slack and
+    in logs: without control, bidi or zero-width characters, at most
+    MAX_NAME_CHARS; "" when none is left."""
+    if not isinstance(name, str):
+        return ""
+    # Lone surrogates (from JSON escapes such as \ud800) cannot be encoded: dropped.
+    name = UNSAFE_IN_IDS.sub("", name).encode(errors="ignore").decode()
+    return name.strip()[:MAX_NAME_CHARS].strip()
+
+
 # ---- routes ---------------------------------------------------------------
 
 
@@ -291,7 +303,7 @@ async def login() -> Response:
     wants_json = request.mimetype == "application/json"
     if _cross_site(request.headers):
         return _forbidden_origin()
-    client = client_address(svc.settings.trust_forwarded_for)
+    client = log_safe(client_address(svc.settings.proxies), 64)
     wait_s = _state().bucket.take(client, trio.current_time())
     if wait_s > 0:
         log.warning("login rate limit hit by %s", client)
@@ -309,14 +321,16 @@ async def login() -> Response:
         token, name, next_raw = form.get("token"), form.get("name"), form.get("next")
     next_path = safe_next(next_raw if isinstance(next_raw, str) else None)
     tenant = None
-    if isinstance(token, str) and 0 < len(token) <= 256:
+    if isinstance(token, str) and 0 < len(token) <= 256 and token.isascii():
+        # Admin tokens are ASCII; anything else (a lone surrogate would not
+        # even encode) is simply wrong.
         tenant = await svc.store.read(lambda conn: get_tenant_by_admin_token(conn, token.strip()))
     if tenant is None:
         log.info("failed admin login from %s", client)
         if wants_json:
             return error_response(BadInput("bad_token", "wrong admin token", "token", 401))
         return await _login_form(next_path, "That admin token is not right.", 401)
-    admin_name = name.strip()[:MAX_NAME_CHARS] if isinstance(name, str) and name.strip() else ""
+    admin_name = clean_name(name)
     secret = await _state().secret(svc)
     expires_at = _now(svc) + svc.settings.admin_session_s
     cookie = sign_session(
@@ -328,7 +342,7 @@ async def login() -> Response:
             key_tag=key_tag(secret, tenant.admin_token_hash),
         ),
     )
-    log.info("admin login for tenant %s from %s", tenant.name, client)
+    log.info("admin login for tenant %s from %s", log_safe(tenant.name), client)
     if wants_json:
         response = json_response({"success": True, "tenant": tenant.name})
     else:
@@ -338,7 +352,7 @@ async def login() -> Response:
         cookie,
         max_age=int(svc.settings.admin_session_s),
         path="/",
-        secure=request.scheme in ("https", "wss"),
+        secure=is_https(svc.settings.proxies),
         httponly=True,
         samesite="Strict",
     )
@@ -356,12 +370,18 @@ async def logout() -> Response:
     admin = await current_admin()
     if cookie and admin is not None:
         await _state().revoke(svc, cookie, admin.expires_at)
-        log.info("admin %s of tenant %s logged out", admin.name, admin.tenant.name)
+        log.info(
+            "admin %s of tenant %s logged out", log_safe(admin.name), log_safe(admin.tenant.name)
+        )
     if request.mimetype == "application/json":
         response = json_response({"success": True})
     else:
         response = redirect(LOGIN_PATH, code=303)  # type: ignore[assignment]
     response.delete_cookie(
-        SESSION_COOKIE, path="/", httponly=True, samesite="Strict", secure=request.scheme == "https"
+        SESSION_COOKIE,
+        path="/",
+        httponly=True,
+        samesite="Strict",
+        secure=is_https(svc.settings.proxies),
     )
     return _no_store(response)

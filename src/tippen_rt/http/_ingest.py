@@ -8,6 +8,7 @@ only when the commit is done is it handed to the actors and acknowledged.
 from __future__ import annotations
 
 import logging
+import re
 
 import trio
 from quart import Blueprint, Response, request
@@ -71,7 +72,7 @@ async def track_user_activity() -> Response:
     origin = request.headers.get("Origin")
     guards = svc.guards
     cors = _cors_headers(origin) if origin else {}
-    wait_s = guards.per_address.take(client_address(svc.settings.trust_forwarded_for))
+    wait_s = guards.per_address.take(client_address(svc.settings.proxies))
     if wait_s:
         guards.limited += 1
         return _too_many("too many requests from this address", wait_s, cors)
@@ -199,6 +200,9 @@ async def _cors_for(origin: str | None, tenant: Tenant | None) -> dict[str, str]
     return _cors_headers(origin) if allowed else {}
 
 
+_USER_HASH = re.compile(r"[0-9a-fA-F]{64}")
+
+
 def _check_identity(tenant: Tenant, batch: Batch) -> None:
     secret = tenant.identity_secret
     if not secret:
@@ -209,5 +213,13 @@ def _check_identity(tenant: Tenant, batch: Batch) -> None:
                 "user_hash_required", "this tenant requires userHash", "userHash", status=401
             )
         return
+    if _USER_HASH.fullmatch(batch.user_hash) is None:
+        # Not a hash at all (another encoding, a placeholder): say what is expected,
+        # rather than "does not match", which sends people looking for a wrong secret.
+        raise BadInput(
+            "invalid_field",
+            "userHash must be the HMAC-SHA256 of userId as 64 hex digits",
+            "userHash",
+        )
     if not verify_user_hash(secret, batch.user_id, batch.user_hash):
         raise BadInput("bad_user_hash", "userHash does not match userId", "userHash", status=403)

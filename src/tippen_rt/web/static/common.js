@@ -2,7 +2,9 @@
  *
  * Everything a tracked app controls (user ids, emails, routes, error messages)
  * goes into the page through el()/text nodes and setAttribute, never through
- * innerHTML: it is shown, never run.
+ * innerHTML: it is shown, never run.  And isolated: text set with el() gets
+ * dir="auto" and text children are <bdi>, so bidi controls or right-to-left
+ * text in one value cannot reorder what is shown around it.
  */
 (function () {
   'use strict';
@@ -14,7 +16,7 @@
       Object.keys(attrs).forEach(function (name) {
         var value = attrs[name];
         if (value === null || value === undefined || value === false) return;
-        if (name === 'text') node.textContent = String(value);
+        if (name === 'text') { node.textContent = String(value); if (!attrs.dir) node.dir = 'auto'; }
         else if (name.slice(0, 2) === 'on' && typeof value === 'function') {
           node.addEventListener(name.slice(2), value);
         } else node.setAttribute(name, value === true ? '' : String(value));
@@ -27,7 +29,12 @@
   function append(node, child) {
     if (child === null || child === undefined || child === false) return;
     if (Array.isArray(child)) { child.forEach(function (c) { append(node, c); }); return; }
-    node.appendChild(child instanceof Node ? child : document.createTextNode(String(child)));
+    if (child instanceof Node) { node.appendChild(child); return; }
+    var text = document.createTextNode(String(child));
+    if (node.namespaceURI === SVG_NS) { node.appendChild(text); return; }
+    var bdi = document.createElement('bdi');
+    bdi.appendChild(text);
+    node.appendChild(bdi);
   }
 
   var SVG_NS = 'http://www.w3.org/2000/svg';

@@ -17,6 +17,9 @@
 
   // ---- header ------------------------------------------------------------------
 
+  // What the tracked app sent is shown isolated from the text around it.
+  ['u-id', 'u-email', 'u-route'].forEach(function (id) { $(id).dir = 'auto'; });
+
   function renderHead() {
     var u = liveUser || stored;
     $('u-id').textContent = userId;
