@@ -120,6 +120,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                 log_level=args.log_level,
                 demo=args.demo,
             )
+            problems = settings.problems()
+            if problems:
+                for line in problems:
+                    print(f"tippen-rt: {line}", file=sys.stderr)
+                return 2
             return _serve(settings)
         if args.command == "simulate":
             return _simulate(args)

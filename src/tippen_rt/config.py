@@ -24,6 +24,29 @@ ENV_PREFIX = "TIPPEN_"
 MINUTE_S = 60.0
 
 
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+#: Numeric settings for which 0 means something (none, no limit, any port).
+_MAY_BE_ZERO = frozenset(
+    {
+        "port",
+        "graceful_timeout_s",
+        "ingest_rate_per_key",
+        "ingest_burst_per_key",
+        "ingest_rate_per_address",
+        "ingest_burst_per_address",
+        "hub_user_interval_s",
+        "slack_retry_window_s",
+    }
+)
+#: URL settings and the schemes they take (when not empty).
+_URL_SCHEMES = {
+    "public_url": ("http://", "https://"),
+    "redis_url": ("redis://", "rediss://", "unix://"),
+    "slack_api_url": ("http://", "https://"),
+    "slack_webhook_url": ("http://", "https://"),
+}
+
+
 class SettingsError(ValueError):
     """A ``TIPPEN_*`` variable or flag has a value of the wrong form."""
 
@@ -216,6 +239,29 @@ class Settings:
                     _parse(f"--{key}", value, hints[key]) if isinstance(value, str) else value
                 )
         return cls(**values)
+
+    def problems(self) -> list[str]:
+        """What is wrong with these settings, one line each (empty: nothing)."""
+        out: list[str] = []
+        for f in fields(self):
+            value = getattr(self, f.name)
+            env = ENV_PREFIX + f.name.upper()
+            if f.name == "port" or isinstance(value, bool) or not isinstance(value, (int, float)):
+                continue
+            if f.name in _MAY_BE_ZERO and value < 0:
+                out.append(f"{env}={value}: must be 0 or more")
+            elif f.name not in _MAY_BE_ZERO and value <= 0:
+                out.append(f"{env}={value}: must be more than 0")
+        if not 0 <= self.port <= 65535:
+            out.append(f"TIPPEN_PORT={self.port}: must be a port from 0 to 65535 (0: any free one)")
+        if self.log_level.upper() not in LOG_LEVELS:
+            out.append(f"TIPPEN_LOG_LEVEL={self.log_level}: must be one of {', '.join(LOG_LEVELS)}")
+        for name, schemes in _URL_SCHEMES.items():
+            url = getattr(self, name)
+            if url and not url.startswith(schemes):
+                env = ENV_PREFIX + name.upper()
+                out.append(f"{env}={url}: must start with {' or '.join(schemes)}")
+        return out
 
     def replace(self, **changes: Any) -> Settings:
         """A copy with ``changes`` applied."""

@@ -51,3 +51,41 @@ def test_every_setting_is_documented_in_the_readme() -> None:
             f"{doc.env} is missing or out of date in README.md; "
             "regenerate with `tippen-rt config --markdown`"
         )
+
+
+@pytest.mark.parametrize(
+    ("env", "says"),
+    [
+        ({"TIPPEN_LOG_LEVEL": "verbose"}, "TIPPEN_LOG_LEVEL=verbose: must be one of DEBUG"),
+        ({"TIPPEN_PORT": "-5"}, "TIPPEN_PORT=-5: must be a port from 0 to 65535"),
+        ({"TIPPEN_PORT": "70000"}, "TIPPEN_PORT=70000: must be a port"),
+        ({"TIPPEN_SNAPSHOT_INTERVAL_S": "-1"}, "TIPPEN_SNAPSHOT_INTERVAL_S=-1.0: must be more"),
+        ({"TIPPEN_SNAPSHOT_INTERVAL_S": "0"}, "TIPPEN_SNAPSHOT_INTERVAL_S=0.0: must be more"),
+        ({"TIPPEN_INGEST_RATE_PER_KEY": "-1"}, "TIPPEN_INGEST_RATE_PER_KEY=-1.0: must be 0 or"),
+        ({"TIPPEN_REDIS_URL": "localhost:6379"}, "TIPPEN_REDIS_URL=localhost:6379: must start"),
+        ({"TIPPEN_PUBLIC_URL": "tippen.example.com"}, "TIPPEN_PUBLIC_URL=tippen.example.com"),
+    ],
+)
+def test_bad_values_are_one_line_each(env: dict[str, str], says: str) -> None:
+    problems = Settings.from_env(env).problems()
+    assert len(problems) == 1 and problems[0].startswith(says), problems
+
+
+def test_the_defaults_and_zero_where_it_means_none_are_fine() -> None:
+    assert Settings().problems() == []
+    zeros = {"TIPPEN_PORT": "0", "TIPPEN_INGEST_RATE_PER_KEY": "0", "TIPPEN_LOG_LEVEL": "debug"}
+    assert Settings.from_env(zeros).problems() == []
+
+
+def test_serve_refuses_bad_settings_with_one_line_each_and_exit_2(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tippen_rt.cli import main
+
+    monkeypatch.setenv("TIPPEN_LOG_LEVEL", "verbose")
+    monkeypatch.setenv("TIPPEN_SNAPSHOT_INTERVAL_S", "-1")
+    db = tmp_path / "never.db"
+    assert main(["serve", "--db", str(db), "--port", "-5"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 3 and all(line.startswith("tippen-rt: TIPPEN_") for line in err), err
+    assert not db.exists()
