@@ -159,7 +159,11 @@ async def _run(
                     # (close 1001), so their pages reconnect to the next process.
                     http.start_soon(_close_dashboards, shutdown, hub)
                     if settings.demo:
-                        await _start_demo(store, tenants, binds[0], settings.public_url)
+                        base_url = await _start_demo(
+                            store, tenants, binds[0], settings.public_url
+                        )
+                        # Slack messages link to the dashboard the demo runs.
+                        notifier.public_url = notifier.public_url or base_url
                     log.info("tippen-rt listening on %s", ", ".join(binds))
                     task_status.started(binds)
                 # serve_http has returned: no request is in flight any more.
@@ -181,7 +185,7 @@ async def _close_dashboards(shutdown: trio.Event, hub: Hub) -> None:
 
 async def _start_demo(
     store: EventStore, tenants: TenantDirectory, bound_url: str, public_url: str
-) -> None:
+) -> str:
     access = await store.write(lambda conn: ensure_demo_tenant(conn, bound_url, public_url))
     await tenants.reload()
     base_url = demo_base_url(bound_url, public_url)
@@ -194,3 +198,4 @@ async def _start_demo(
         f"  API key:     {access.tenant.api_key}\n",
         flush=True,
     )
+    return base_url

@@ -14,7 +14,7 @@ from .persist import (
     rotate_admin_token,
     update_tenant,
 )
-from .tenants import Tenant
+from .tenants import Tenant, hash_admin_token
 
 DEMO_TENANT = "demo"
 
@@ -52,20 +52,43 @@ def demo_origins(bound_url: str, public_url: str = "") -> list[str]:
     return list(dict.fromkeys(origins))
 
 
+#: Where the demo keeps its login token in plain text (``server_secrets``), so
+#: the same token works across restarts and open dashboards stay logged in.
+#: Only the demo tenant's: real tenants' tokens are stored only hashed.
+DEMO_TOKEN_SECRET = "demo_admin_token"
+
+
 def ensure_demo_tenant(
     conn: sqlite3.Connection, bound_url: str, public_url: str = ""
 ) -> DemoAccess:
-    """Create the demo tenant if missing, allow its origins, and issue a fresh token.
+    """Create the demo tenant if missing, allow its origins, and return its login token.
 
-    The admin token is stored only hashed, so the demo rotates it on every start
-    to be able to print one that works.
+    The token is the one kept from the last start while it still matches the
+    tenant (nobody rotated it meanwhile); otherwise a new one is made and kept.
     """
     origins = demo_origins(bound_url, public_url)
     try:
         tenant = get_tenant_by_name(conn, DEMO_TENANT)
     except NoSuchTenant:
         tenant, token = create_tenant(conn, DEMO_TENANT, origins)
+        _keep_token(conn, token)
         return DemoAccess(tenant, token)
     merged = list(dict.fromkeys([*tenant.origins, *origins]))
     tenant = update_tenant(conn, DEMO_TENANT, origins=merged)
-    return DemoAccess(tenant, rotate_admin_token(conn, DEMO_TENANT))
+    row = conn.execute(
+        "SELECT value FROM server_secrets WHERE name = ?", (DEMO_TOKEN_SECRET,)
+    ).fetchone()
+    if row is not None and hash_admin_token(row[0]) == tenant.admin_token_hash:
+        return DemoAccess(tenant, str(row[0]))
+    token = rotate_admin_token(conn, DEMO_TENANT)
+    _keep_token(conn, token)
+    return DemoAccess(get_tenant_by_name(conn, DEMO_TENANT), token)
+
+
+def _keep_token(conn: sqlite3.Connection, token: str) -> None:
+    conn.execute(
+        "INSERT INTO server_secrets (name, value, created_at)"
+        " VALUES (?, ?, CAST(strftime('%s','now') AS INTEGER) * 1000)"
+        " ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+        (DEMO_TOKEN_SECRET, token),
+    )

@@ -39,7 +39,7 @@ TRIGGER_WAIT_MS = 30_000
 
 
 def login_token(server: ServerProcess) -> str:
-    """The admin token ``serve --demo`` printed (a fresh one on every start)."""
+    """The admin token ``serve --demo`` printed last (the same across restarts)."""
     matches = _TOKEN_LINE.findall(server.log())
     assert matches, server.log()
     return str(matches[-1])

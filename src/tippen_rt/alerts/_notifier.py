@@ -174,7 +174,8 @@ class Notifier:
         self._tenants = tenants
         self._actors = actors
         self._clock = clock
-        self._public_url = public_url
+        #: The dashboard's URL, for links in messages (the demo sets it once it knows it).
+        self.public_url = public_url
         self._slack = slack or SlackDefaults()
         self._policy = policy or DeliveryPolicy()
         self._limiter = trio.CapacityLimiter(self._policy.delivery_tasks)
@@ -523,7 +524,7 @@ class Notifier:
             return False
         if tenant is not None and not await self._within_budget(tenant, alert):
             return False
-        message = render_alert(alert, tenant, self._public_url)
+        message = render_alert(alert, tenant, self.public_url)
         sent: Alert | None = None
         with self._slack_call() as call:
             try:
@@ -577,7 +578,7 @@ class Notifier:
         if not count or tenant is None or target is None:
             return
         self._budget.take(tenant_id, 0, trio.current_time())
-        message = render_digest(count, tenant.name, self._public_url)
+        message = render_digest(count, tenant.name, self.public_url)
         with self._slack_call():
             try:
                 await self._offload(
@@ -604,7 +605,7 @@ class Notifier:
             if gave_up is not None:
                 self._publish(AlertUpdated(gave_up))
             return False
-        message = render_alert(alert, tenant, self._public_url)
+        message = render_alert(alert, tenant, self.public_url)
         updated: Alert | None = None
         with self._slack_call() as call:
             try:
