@@ -18,9 +18,16 @@ import orjson
 import trio
 
 from . import __version__
-from .alerts import add_alert_commands, run_slack_command, run_tenant_set
+from .alerts import add_alert_commands, run_slack_command, run_tenant_set, run_tenant_show
 from .config import Settings, SettingsError, describe_settings, markdown_settings_table
-from .persist import TenantExists, create_tenant, list_tenants, open_database
+from .persist import (
+    NoSuchTenant,
+    TenantExists,
+    create_tenant,
+    list_tenants,
+    open_database,
+    rotate_admin_token,
+)
 
 
 def _build_parser() -> argparse.ArgumentParser:
@@ -58,6 +65,20 @@ def _build_parser() -> argparse.ArgumentParser:
     add.add_argument("--json", action="store_true", help="print name, api_key, admin_token as JSON")
     lst = tenant_cmds.add_parser("list", help="list tenants")
     lst.add_argument("--json", action="store_true", help="print as JSON")
+    show = tenant_cmds.add_parser(
+        "show", help="show a tenant: keys, origins, identity, Slack, every threshold"
+    )
+    show.add_argument("name")
+    show.add_argument(
+        "--secret",
+        choices=("identity",),
+        help="print only this secret (identity: the key of the userHash HMAC, for your app)",
+    )
+    rotate = tenant_cmds.add_parser(
+        "rotate-admin-token",
+        help="give a tenant a new admin token; the old one and every session made with it end",
+    )
+    rotate.add_argument("name")
     # tenant set (Slack target, video calls, rate limit) and slack test
     add_alert_commands(commands, tenant_cmds)
 
@@ -131,6 +152,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = Settings.from_env(os.environ, **_db_arg(args))
         if args.command == "tenant" and args.tenant_command == "set":
             return run_tenant_set(args, settings)
+        if args.command == "tenant" and args.tenant_command == "show":
+            return run_tenant_show(args, settings)
         if args.command == "tenant":
             return _tenant(args, settings)
         if args.command == "slack":
@@ -243,6 +266,17 @@ def _tenant(args: argparse.Namespace, settings: Settings) -> int:
                 print(f"api key:     {tenant.api_key}   (public: goes in the script tag)")
                 print(f"admin token: {token}   (secret: shown only now)")
                 print(f"origins:     {', '.join(tenant.origins) or '(none: browsers are refused)'}")
+            return 0
+        if args.tenant_command == "rotate-admin-token":
+            try:
+                with conn:
+                    conn.execute("BEGIN IMMEDIATE")
+                    token = rotate_admin_token(conn, args.name)
+            except NoSuchTenant as exc:
+                print(f"tippen-rt: {exc}", file=sys.stderr)
+                return 1
+            print(f"admin token: {token}   (secret: shown only now)")
+            print("the old token and every dashboard session made with it end within 10 seconds")
             return 0
         if args.tenant_command == "list":
             tenants = list_tenants(conn)

@@ -10,6 +10,7 @@ import pytest
 
 from tippen_rt.cli import main
 from tippen_rt.persist import create_tenant, get_tenant_by_name, open_database
+from tippen_rt.tenants import hash_admin_token
 
 from .slack_server import CHANNEL_ID, TOKEN, WEBHOOK_PATH, SlackStandIn
 
@@ -227,3 +228,71 @@ def test_thresholds_are_set_by_name_and_checked(
     conn = open_database(db)
     assert get_tenant_by_name(conn, "acme").settings == settings  # nothing changed
     conn.close()
+
+
+def test_origins_are_added_and_removed_and_mistakes_change_nothing(
+    db: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, _ = run(
+        "tenant", "set", "acme", "--add-origin", "https://App.Example.com:443/", capsys=capsys
+    )
+    assert code == 0 and "origins:      https://app.example.com" in out
+    code, _, err = run("tenant", "set", "acme", "--remove-origin", "https://b.com", capsys=capsys)
+    assert (
+        code == 1 and err.strip() == "tippen-rt: https://b.com is not one of the tenant's origins"
+    )
+    code, _, err = run("tenant", "set", "acme", "--add-origin", "app.example.com", capsys=capsys)
+    assert code == 1 and "is not an origin" in err
+    conn = open_database(db)
+    assert get_tenant_by_name(conn, "acme").origins == ("https://app.example.com",)
+    conn.close()
+    code, out, _ = run(
+        "tenant", "set", "acme", "--remove-origin", "https://app.example.com", capsys=capsys
+    )
+    assert code == 0 and "(none: browsers are refused)" in out
+
+
+def test_identity_verification_is_turned_on_required_and_off(
+    db: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _, err = run("tenant", "show", "acme", "--secret", "identity", capsys=capsys)
+    assert code == 1 and "--identity on" in err
+    code, out, _ = run("tenant", "set", "acme", "--identity", "required", capsys=capsys)
+    assert code == 0 and "identity:     required" in out
+    code, secret, _ = run("tenant", "show", "acme", "--secret", "identity", capsys=capsys)
+    assert code == 0 and len(secret.strip()) == 64
+    conn = open_database(db)
+    tenant = get_tenant_by_name(conn, "acme")
+    conn.close()
+    assert tenant.identity_secret == secret.strip() and tenant.settings.require_user_hash
+    # 'on' keeps the same secret (apps already use it); 'off' removes it.
+    code, out, _ = run("tenant", "set", "acme", "--identity", "on", capsys=capsys)
+    assert "identity:     on" in out
+    assert run("tenant", "show", "acme", "--secret", "identity", capsys=capsys)[1] == secret
+    code, out, _ = run("tenant", "set", "acme", "--identity", "off", capsys=capsys)
+    assert "identity:     off" in out
+    conn = open_database(db)
+    assert get_tenant_by_name(conn, "acme").identity_secret is None
+    conn.close()
+
+
+def test_show_masks_secrets_and_rotate_gives_a_new_admin_token(
+    db: Path, slack: SlackStandIn, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run("tenant", "set", "acme", "--slack-webhook-url", slack.webhook_url, capsys=capsys)
+    conn = open_database(db)
+    before = get_tenant_by_name(conn, "acme")
+    conn.close()
+    code, out, _ = run("tenant", "show", "acme", capsys=capsys)
+    assert code == 0 and before.api_key in out and WEBHOOK_PATH not in out
+    assert before.admin_token_hash not in out
+    assert "stuck_on_page_s=300" in out
+    code, out, _ = run("tenant", "rotate-admin-token", "acme", capsys=capsys)
+    token = out.split()[2]
+    conn = open_database(db)
+    after = get_tenant_by_name(conn, "acme")
+    conn.close()
+    assert code == 0 and token.startswith("admin_")
+    assert after.admin_token_hash == hash_admin_token(token) != before.admin_token_hash
+    code, _, err = run("tenant", "rotate-admin-token", "nobody", capsys=capsys)
+    assert code == 1 and err.strip() == "tippen-rt: no tenant named 'nobody'"

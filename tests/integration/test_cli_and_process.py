@@ -160,3 +160,32 @@ def test_a_port_in_use_is_one_line(tmp_path: Path) -> None:
     assert other.returncode == 2
     lines = other.stderr.strip().splitlines()
     assert len(lines) == 1 and f"cannot listen on 127.0.0.1:{server.port}" in lines[0], other.stderr
+
+
+def test_tenant_set_changes_the_running_service(tmp_path: Path) -> None:
+    db = tmp_path / "t.db"
+    api_key = add_tenant(db)["api_key"]
+
+    def send() -> tuple[int, object]:
+        client = Client(server.url)
+        try:
+            return client.post_json(
+                "/api/track/user-activity",
+                {
+                    "apiKey": api_key,
+                    "userId": "ann",
+                    "subscriptionTier": "paid",
+                    "events": [{"type": "heartbeat", "timestamp": time.time() * 1000}],
+                },
+            )
+        finally:
+            client.close()
+
+    with running_server(db) as server:
+        assert send()[0] == 200
+        assert cli("tenant", "set", "acme", "--identity", "required", db=db).returncode == 0
+        deadline = time.monotonic() + 20  # the service reloads tenants every few seconds
+        while (status := send())[0] == 200 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert status[0] == 401, status
+        assert status[1]["error"]["code"] == "user_hash_required"  # type: ignore[index]

@@ -8,7 +8,7 @@ is updated when the alert is acknowledged or resolved).
 
 from ..persist import Alert, AlertStatus, DeliveryStatus
 from ._check import sample_message, send_test_message
-from ._cli import add_alert_commands, run_slack_command, run_tenant_set
+from ._cli import add_alert_commands, run_slack_command, run_tenant_set, run_tenant_show
 from ._messages import AlertMessage, AlertOpened, AlertUpdated
 from ._notifier import (
     ActorNotes,
@@ -55,6 +55,7 @@ __all__ = [
     "render_alert",
     "run_slack_command",
     "run_tenant_set",
+    "run_tenant_show",
     "sample_message",
     "send_test_message",
     "slack_target",

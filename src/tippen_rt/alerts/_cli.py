@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import secrets
 import sys
 from typing import Any
 from urllib.parse import urlsplit
 
 from ..config import Settings
 from ..persist import NoSuchTenant, get_tenant_by_name, open_database, update_tenant
-from ..tenants import DEFAULT_VIDEO_CALL_TEMPLATE, Tenant, TenantSettings
+from ..tenants import DEFAULT_VIDEO_CALL_TEMPLATE, Tenant, TenantSettings, normalize_origin
 from ._check import send_test_message
 from ._slack import ClientOptions, SlackDefaults, SlackError, slack_target
 
@@ -53,6 +54,27 @@ def add_alert_commands(
         type=float,
         metavar="MINUTES",
         help="at most one Slack alert per user per this many minutes (default 10; 0: no limit)",
+    )
+    tset.add_argument(
+        "--add-origin",
+        action="append",
+        default=[],
+        metavar="ORIGIN",
+        help="allow a page origin to send events, e.g. https://app.example.com (repeatable)",
+    )
+    tset.add_argument(
+        "--remove-origin",
+        action="append",
+        default=[],
+        metavar="ORIGIN",
+        help="stop allowing an origin (repeatable)",
+    )
+    tset.add_argument(
+        "--identity",
+        choices=("off", "on", "required"),
+        help="identity verification: 'on' checks a userHash when one is sent, 'required'"
+        " refuses events without a valid one (docs/tracker.md); the secret is made on first"
+        " use and shown by `tippen-rt tenant show NAME --secret identity`",
     )
     tset.add_argument(
         "--set",
@@ -124,6 +146,28 @@ def _changes(args: argparse.Namespace) -> dict[str, Any]:
     return changes
 
 
+def _new_origins(current: tuple[str, ...], add: list[str], remove: list[str]) -> list[str] | None:
+    """The origins after ``--add-origin``/``--remove-origin``, or None if neither was given."""
+    if not add and not remove:
+        return None
+    gone = set()
+    for origin in remove:
+        clean = normalize_origin(origin)
+        if clean not in current:
+            raise ValueError(f"{clean} is not one of the tenant's origins")
+        gone.add(clean)
+    return [o for o in current if o not in gone] + [normalize_origin(o) for o in add]
+
+
+def _new_identity_secret(current: str | None, identity: str | None) -> str | None:
+    """The identity secret to store for ``--identity`` ('' removes it), or None: unchanged."""
+    if identity is None:
+        return None
+    if identity == "off":
+        return "" if current else None
+    return None if current else secrets.token_hex(32)
+
+
 def _describe(tenant: Tenant, defaults: SlackDefaults) -> list[str]:
     s = tenant.settings
     own = slack_target(s, SlackDefaults())
@@ -143,10 +187,19 @@ def _describe(tenant: Tenant, defaults: SlackDefaults) -> list[str]:
         f"tenant:       {tenant.name}",
         f"slack:        {slack}",
         f"video calls:  {s.video_call_template}",
+        f"origins:      {', '.join(tenant.origins) or '(none: browsers are refused)'}",
+        f"identity:     {identity_mode(tenant)}",
         f"rate limit:   {'none' if limit == 0 else f'one Slack alert per user per {limit:g} min'}",
         "thresholds:   "
         + ", ".join(f"{name}={getattr(s, name):g}" for name in TenantSettings.THRESHOLDS),
     ]
+
+
+def identity_mode(tenant: Tenant) -> str:
+    """``off``, ``on`` (a userHash is checked when sent) or ``required``."""
+    if not tenant.identity_secret:
+        return "off"
+    return "required" if tenant.settings.require_user_hash else "on"
 
 
 def run_tenant_set(args: argparse.Namespace, settings: Settings) -> int:
@@ -161,11 +214,18 @@ def run_tenant_set(args: argparse.Namespace, settings: Settings) -> int:
         with conn:
             conn.execute("BEGIN IMMEDIATE")
             tenant = get_tenant_by_name(conn, args.name)
+            if args.identity is not None:
+                changes["require_user_hash"] = args.identity == "required"
             new: TenantSettings = dataclasses.replace(tenant.settings, **changes)
             if new.slack_bot_token and not new.slack_channel:
                 raise ValueError("a bot token needs a channel: add --slack-channel")
-            if changes:
-                tenant = update_tenant(conn, args.name, settings=new)
+            origins = _new_origins(tenant.origins, args.add_origin, args.remove_origin)
+            secret = _new_identity_secret(tenant.identity_secret, args.identity)
+            changed = bool(changes) or origins is not None or secret is not None
+            if changed:
+                tenant = update_tenant(
+                    conn, args.name, settings=new, origins=origins, identity_secret=secret
+                )
     except (NoSuchTenant, ValueError) as exc:
         print(f"tippen-rt: {exc}", file=sys.stderr)
         return 1
@@ -173,8 +233,35 @@ def run_tenant_set(args: argparse.Namespace, settings: Settings) -> int:
         conn.close()
     for line in _describe(tenant, SlackDefaults.from_settings(settings)):
         print(line)
-    if changes:
+    if changed:
         print("saved; a running service picks it up within 10 seconds")
+    return 0
+
+
+def run_tenant_show(args: argparse.Namespace, settings: Settings) -> int:
+    """``tippen-rt tenant show NAME [--secret identity]``: the tenant, secrets masked."""
+    conn = open_database(settings.db_path)
+    try:
+        tenant = get_tenant_by_name(conn, args.name)
+    except NoSuchTenant as exc:
+        print(f"tippen-rt: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        conn.close()
+    if args.secret == "identity":
+        if not tenant.identity_secret:
+            print(
+                f"tippen-rt: tenant {tenant.name!r} has no identity secret; turn it on with"
+                f" `tippen-rt tenant set {tenant.name} --identity on`",
+                file=sys.stderr,
+            )
+            return 1
+        print(tenant.identity_secret)
+        return 0
+    print(f"api key:      {tenant.api_key}   (public: goes in the script tag)")
+    print("admin token:  (stored hashed; `tippen-rt tenant rotate-admin-token` makes a new one)")
+    for line in _describe(tenant, SlackDefaults.from_settings(settings)):
+        print(line)
     return 0
 
 
