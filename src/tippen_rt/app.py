@@ -159,9 +159,7 @@ async def _run(
                     # (close 1001), so their pages reconnect to the next process.
                     http.start_soon(_close_dashboards, shutdown, hub)
                     if settings.demo:
-                        base_url = await _start_demo(
-                            store, tenants, binds[0], settings.public_url
-                        )
+                        base_url = await _start_demo(store, tenants, binds[0], settings.public_url)
                         # Slack messages link to the dashboard the demo runs.
                         notifier.public_url = notifier.public_url or base_url
                     log.info("tippen-rt listening on %s", ", ".join(binds))

@@ -121,7 +121,8 @@ class Settings:
     host: str = "127.0.0.1"
     #: Port to listen on; 0 picks a free one (also --port).
     port: int = 8080
-    #: Also speak HTTP/2 without TLS (prior knowledge or h2c upgrade), e.g. to a TLS proxy.
+    #: Also serve HTTP/2 on this cleartext port (prior knowledge or h2c upgrade), e.g.
+    #: behind a TLS proxy that speaks h2c. Off: HTTP/1.1 only.
     http2: bool = False
     #: The URL admins use to reach this service (links in Slack messages).
     public_url: str = ""
@@ -134,7 +135,8 @@ class Settings:
     #: On SIGTERM, in-flight requests get this long to finish.
     graceful_timeout_s: float = 5.0
     #: A connection must send complete request headers within this time, and
-    #: an idle keep-alive connection is closed after it.
+    #: an idle keep-alive connection is closed after it (or after
+    #: TIPPEN_READ_TIMEOUT_S without a byte, if that is shorter).
     keep_alive_timeout_s: float = 20.0
     #: A single read from a client may take at most this long.
     read_timeout_s: float = 10.0

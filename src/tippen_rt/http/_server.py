@@ -7,14 +7,17 @@ import weakref
 
 import trio
 from hypercorn.config import Config as HypercornConfig
+from hypercorn.events import Event, Updated
 from hypercorn.trio import run as hypercorn_run
 from hypercorn.trio import serve
+from hypercorn.trio import tcp_server as hypercorn_tcp_server
 from hypercorn.trio.tcp_server import TCPServer
 from hypercorn.trio.worker_context import WorkerContext
 from hypercorn.typing import AppWrapper, LifespanState
 from quart_trio import QuartTrio
 
 from ..config import Settings
+from ._protocol import ServerConfig, TippenProtocolWrapper
 
 log = logging.getLogger(__name__)
 
@@ -23,9 +26,9 @@ log = logging.getLogger(__name__)
 WEBSOCKET_PING_S = 5.0
 
 
-def hypercorn_config(settings: Settings) -> HypercornConfig:
+def hypercorn_config(settings: Settings) -> ServerConfig:
     """Server limits and binds from our settings."""
-    config = HypercornConfig()
+    config = ServerConfig()
     host = settings.host
     config.bind = [f"[{host}]:{settings.port}" if ":" in host else f"{host}:{settings.port}"]
     config.graceful_timeout = settings.graceful_timeout_s
@@ -38,6 +41,11 @@ def hypercorn_config(settings: Settings) -> HypercornConfig:
     # dashboard only listens): pings make browsers answer with pongs well before.
     config.websocket_ping_interval = min(WEBSOCKET_PING_S, config.read_timeout / 2)
     config.h11_max_incomplete_size = settings.max_header_bytes
+    # HTTP/2 only when asked for; _protocol.py applies max_header_bytes to it
+    # too (h2 itself closes a connection at hypercorn's 64 KiB header list).
+    config.http2 = settings.http2
+    if not settings.http2:
+        config.alpn_protocols = ["http/1.1"]
     config.backlog = 1024
     config.include_server_header = False
     config.accesslog = None
@@ -46,7 +54,15 @@ def hypercorn_config(settings: Settings) -> HypercornConfig:
 
 
 class _CycleFreeTCPServer(TCPServer):
-    """Hypercorn's connection handler, made to leave no reference cycle behind.
+    """Hypercorn's connection handler: leaves no reference cycle behind, and
+    an error in one connection ends that connection only.
+
+    Hypercorn catches only ``OSError`` around a connection: anything else its
+    protocol code raises (``priority.TooManyStreamsError`` on a flood of
+    HTTP/2 PRIORITY frames, for one) went up into the listener's nursery and
+    ended the process.  Here it is logged in one line, the connection (which
+    hypercorn has closed on the way out) is dropped, and the listener goes on;
+    ``trio.Cancelled`` and other ``BaseException`` subclasses pass through untouched.
 
     A hypercorn connection is a cycle (the server holds its protocol, the
     protocol holds the server's bound ``protocol_send``), so a closed one is
@@ -67,13 +83,57 @@ class _CycleFreeTCPServer(TCPServer):
         stream: trio.SSLStream[trio.SocketStream],
     ) -> None:
         super().__init__(app, config, context, state, stream)
+        self._idle = True  # no request in progress (hypercorn's Updated events)
         _open_connections.add(self)
 
     async def run(self) -> None:
         try:
             await super().run()
+        except* Exception as failure:
+            _log_connection_failure(self, failure)
         finally:
             self.__dict__.clear()
+
+    async def protocol_send(self, event: Event) -> None:
+        if isinstance(event, Updated):
+            self._idle = event.idle
+        await super().protocol_send(event)
+
+    async def _read_data(self) -> None:
+        await super()._read_data()
+        # The client has gone (end of stream, a broken connection, the read
+        # timeout) and the protocol knows.  Hypercorn left an idle connection
+        # to its keep-alive timer, so each client that connected and went
+        # away held a socket for the whole keep-alive timeout: close it now.
+        # A request in progress still finishes (and then closes it).
+        if self._idle:
+            await self.idle_task.stop()
+            await self._close()
+
+    async def _close(self) -> None:
+        # Hypercorn closes a finished "Connection: close" (or refused) request's
+        # connection from the app's task, which quart-trio cancels once the
+        # response is sent: unshielded, the close was cancelled at its first
+        # checkpoint and the socket stayed open until the read timeout.  Both
+        # steps are non-blocking socket calls.
+        with trio.CancelScope(shield=True):
+            await super()._close()
+
+
+def _log_connection_failure(server: TCPServer, failure: BaseExceptionGroup[Exception]) -> None:
+    first: BaseException = failure
+    while isinstance(first, BaseExceptionGroup):
+        first = first.exceptions[0]
+    client = getattr(getattr(server, "protocol", None), "client", None)
+    peer = f"{client[0]}:{client[1]}" if client else "a client"
+    message = repr(str(first))[1:-1][:200]  # one line, whatever the message holds
+    log.warning(
+        "closed the connection from %s after an error in its protocol handling: %s: %s",
+        peer,
+        type(first).__name__,
+        message,
+    )
+    log.debug("the error in full", exc_info=failure)
 
 
 _open_connections: weakref.WeakSet[_CycleFreeTCPServer] = weakref.WeakSet()
@@ -84,9 +144,11 @@ def live_connections() -> int:
     return len(_open_connections)
 
 
-def _install_cycle_free_connections() -> None:
-    # hypercorn's worker_serve looks TCPServer up in its module when it starts.
+def _install_connection_handlers() -> None:
+    # hypercorn's worker_serve looks TCPServer up in its module when it starts,
+    # and TCPServer.run looks ProtocolWrapper up in its own for each connection.
     hypercorn_run.TCPServer = _CycleFreeTCPServer  # type: ignore[attr-defined]
+    hypercorn_tcp_server.ProtocolWrapper = TippenProtocolWrapper  # type: ignore[attr-defined]
 
 
 async def serve_http(
@@ -100,7 +162,7 @@ async def serve_http(
 
     Reports the bound URLs (``["http://127.0.0.1:8080"]``) through ``task_status``.
     """
-    _install_cycle_free_connections()
+    _install_connection_handlers()
     await serve(
         app,
         hypercorn_config(settings),
