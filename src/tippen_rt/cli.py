@@ -21,11 +21,16 @@ from . import __version__
 from .alerts import add_alert_commands, run_slack_command, run_tenant_set, run_tenant_show
 from .config import Settings, SettingsError, describe_settings, markdown_settings_table
 from .persist import (
+    AgentExists,
+    NoSuchAgent,
     NoSuchTenant,
     TenantExists,
+    create_agent,
     create_tenant,
+    list_agents,
     list_tenants,
     open_database,
+    remove_agent,
     rotate_admin_token,
 )
 
@@ -81,6 +86,22 @@ def _build_parser() -> argparse.ArgumentParser:
     rotate.add_argument("name")
     # tenant set (Slack target, video calls, rate limit) and slack test
     add_alert_commands(commands, tenant_cmds)
+
+    agent = commands.add_parser("agent", help="manage support agents: one login each")
+    agent_cmds = agent.add_subparsers(dest="agent_command", required=True, metavar="ACTION")
+    agent_add = agent_cmds.add_parser(
+        "add", help="add an agent to a tenant; prints their personal login token (shown once)"
+    )
+    agent_add.add_argument("tenant")
+    agent_add.add_argument("name", help="how the dashboard and Slack name them")
+    agent_add.add_argument("--email", default=None, help="their email address (optional)")
+    agent_list = agent_cmds.add_parser("list", help="list a tenant's agents")
+    agent_list.add_argument("tenant")
+    agent_remove = agent_cmds.add_parser(
+        "remove", help="remove an agent: their token and open dashboards stop working"
+    )
+    agent_remove.add_argument("tenant")
+    agent_remove.add_argument("name")
 
     config = commands.add_parser(
         "config", help="show every TIPPEN_* setting: its value now, its default, what it does"
@@ -156,6 +177,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_tenant_show(args, settings)
         if args.command == "tenant":
             return _tenant(args, settings)
+        if args.command == "agent":
+            return _agent(args, settings)
         if args.command == "slack":
             return run_slack_command(args, settings)
         if args.command == "config":
@@ -236,6 +259,29 @@ def _serve(settings: Settings) -> int:
     except (DatabaseInUse, PortInUse) as exc:
         print(f"tippen-rt: {exc}", file=sys.stderr)
         return 2
+    return 0
+
+
+def _agent(args: argparse.Namespace, settings: Settings) -> int:
+    conn = open_database(settings.db_path)
+    try:
+        with conn:
+            conn.execute("BEGIN IMMEDIATE")
+            if args.agent_command == "add":
+                agent, token = create_agent(conn, args.tenant, args.name, args.email)
+                print(f"agent:       {agent.name} ({args.tenant})")
+                print(f"login token: {token}   (secret: shown only now; give it to them)")
+            elif args.agent_command == "list":
+                for a in list_agents(conn, args.tenant):
+                    print(f"{a.name}\t{a.email or ''}")
+            else:
+                agent = remove_agent(conn, args.tenant, args.name)
+                print(f"removed {agent.name}: their sessions end within seconds")
+    except (NoSuchTenant, NoSuchAgent, AgentExists, ValueError) as exc:
+        print(f"tippen-rt: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        conn.close()
     return 0
 
 

@@ -26,7 +26,7 @@ from quart import Blueprint, Quart, Response, current_app, redirect, render_temp
 from werkzeug.datastructures import Headers
 
 from ..events import UNSAFE_IN_IDS, BadInput, log_safe
-from ..persist import get_tenant_by_admin_token
+from ..persist import Agent, get_agent_by_token, get_tenant_by_admin_token
 from ..persist._admin import load_or_create_secret, load_revoked_sessions, revoke_session
 from ..tenants import Tenant, normalize_origin
 from ._client import client_address, is_https
@@ -77,6 +77,8 @@ class Admin:
     tenant: Tenant
     name: str
     expires_at: float
+    #: The agent logged in (their own token), or 0 for the tenant's admin token.
+    agent_id: int = 0
 
     @property
     def tenant_id(self) -> int:
@@ -161,7 +163,18 @@ async def current_admin(cookies: Mapping[str, str] | None = None) -> Admin | Non
     if session is None or value.rsplit(".", 1)[-1] in await _state().revoked(svc):
         return None
     tenant = await svc.tenants.by_id(session.tenant_id)
-    if tenant is None or key_tag(secret, tenant.admin_token_hash) != session.key_tag:
+    if tenant is None:
+        return None
+    if session.agent_id:
+        agent = await svc.tenants.agent(session.agent_id)
+        if (
+            agent is None
+            or agent.tenant_id != tenant.id
+            or key_tag(secret, agent.token_hash) != session.key_tag
+        ):
+            return None  # removed since
+        return Admin(tenant, agent.name, session.expires_at, agent_id=agent.id)
+    if key_tag(secret, tenant.admin_token_hash) != session.key_tag:
         return None
     return Admin(tenant=tenant, name=session.name, expires_at=session.expires_at)
 
@@ -321,27 +334,37 @@ async def login() -> Response:
         token, name, next_raw = form.get("token"), form.get("name"), form.get("next")
     next_path = safe_next(next_raw if isinstance(next_raw, str) else None)
     tenant = None
+    agent: Agent | None = None
     if isinstance(token, str) and 0 < len(token) <= 256 and token.isascii():
         # Admin tokens are ASCII; anything else (a lone surrogate would not
         # even encode) is simply wrong.
-        tenant = await svc.store.read(lambda conn: get_tenant_by_admin_token(conn, token.strip()))
+        given = token.strip()
+        tenant = await svc.store.read(lambda conn: get_tenant_by_admin_token(conn, given))
+        if tenant is None:
+            agent = await svc.store.read(lambda conn: get_agent_by_token(conn, given))
+            if agent is not None:
+                if await svc.tenants.agent(agent.id) is None:
+                    await svc.tenants.reload()  # added a moment ago: know it from now on
+                tenant = await svc.tenants.by_id(agent.tenant_id)
     if tenant is None:
         log.info("failed admin login from %s", client)
         if wants_json:
             return error_response(BadInput("bad_token", "wrong admin token", "token", 401))
         return await _login_form(next_path, "That admin token is not right.", 401)
-    admin_name = clean_name(name)
     secret = await _state().secret(svc)
     expires_at = _now(svc) + svc.settings.admin_session_s
-    cookie = sign_session(
-        secret,
-        AdminSession(
+    if agent is not None:  # the agent's own name, not a typed one
+        session = AdminSession(
+            tenant.id, agent.name, expires_at, key_tag(secret, agent.token_hash), agent.id
+        )
+    else:
+        session = AdminSession(
             tenant_id=tenant.id,
-            name=admin_name or "admin",
+            name=clean_name(name) or "admin",
             expires_at=expires_at,
             key_tag=key_tag(secret, tenant.admin_token_hash),
-        ),
-    )
+        )
+    cookie = sign_session(secret, session)
     log.info("admin login for tenant %s from %s", log_safe(tenant.name), client)
     if wants_json:
         response = json_response({"success": True, "tenant": tenant.name})

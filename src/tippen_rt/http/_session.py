@@ -1,11 +1,12 @@
 """Admin sessions as signed cookies, and a token bucket for login attempts. Pure.
 
 A session cookie is ``<payload>.<signature>``: the payload is base64url JSON
-``{"t": tenant id, "n": admin name, "e": expiry (epoch s), "k": key tag, "i": a
-random login id}``, the
+``{"t": tenant id, "n": admin name, "e": expiry (epoch s), "k": key tag, "a":
+agent id (0: the admin token), "i": a random login id}``, the
 signature an HMAC-SHA256 of the payload with the server secret.  The key tag
-is an HMAC of the tenant's admin token hash, so rotating the admin token
-(``tippen-rt tenant rotate``, or a demo restart) ends every session at once.
+is an HMAC of the tenant's admin token hash (of the agent's token hash for an
+agent), so rotating the admin token (``tippen-rt tenant rotate-admin-token``)
+or removing an agent ends those sessions at once.
 Only logouts are stored server-side (the signatures of cookies logged out
 before their expiry, ``revoked_sessions``): a restart keeps everyone logged in
 as long as the secret is kept (``TIPPEN_SECRET_KEY``, or the one kept in SQLite).
@@ -36,6 +37,8 @@ class AdminSession:
     name: str
     expires_at: float
     key_tag: str
+    #: The agent who logged in with their own token; 0: the tenant's admin token.
+    agent_id: int = 0
 
 
 def _b64(data: bytes) -> str:
@@ -65,6 +68,7 @@ def sign_session(secret: bytes, session: AdminSession) -> str:
                 "n": session.name,
                 "e": int(session.expires_at),
                 "k": session.key_tag,
+                "a": session.agent_id,
                 "i": secrets.token_urlsafe(9),
             }
         )
@@ -87,16 +91,20 @@ def read_session(secret: bytes, value: str | None, now: float) -> AdminSession |
     if not isinstance(doc, dict):
         return None
     tenant_id, name, expires, tag = doc.get("t"), doc.get("n"), doc.get("e"), doc.get("k")
+    agent_id = doc.get("a", 0)
     if (
         not isinstance(tenant_id, int)
         or not isinstance(name, str)
         or not isinstance(expires, int)
         or not isinstance(tag, str)
+        or type(agent_id) is not int
     ):
         return None
     if expires <= now:
         return None
-    return AdminSession(tenant_id=tenant_id, name=name, expires_at=float(expires), key_tag=tag)
+    return AdminSession(
+        tenant_id=tenant_id, name=name, expires_at=float(expires), key_tag=tag, agent_id=agent_id
+    )
 
 
 class TokenBucket:

@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping
 
 import trio
 
-from ..persist import EventStore, list_tenants
+from ..persist import Agent, EventStore, list_agents, list_tenants
 from ..tenants import Tenant, normalize_origin
 
 
@@ -25,6 +25,7 @@ class TenantDirectory:
         self._miss_reload_s = miss_reload_s
         self._by_key: Mapping[str, Tenant] = {}
         self._by_id: Mapping[int, Tenant] = {}
+        self._agents: Mapping[int, Agent] = {}
         self._origins: frozenset[str] = frozenset()
         self._loaded_at = -float("inf")
         self._lock = trio.Lock()
@@ -32,23 +33,31 @@ class TenantDirectory:
 
     def on_admin_change(self, callback: Callable[[int], None]) -> None:
         """Call ``callback(tenant_id)`` when a reload finds a tenant's admin token
-        changed (rotated) or the tenant gone."""
+        changed (rotated), one of its agents removed, or the tenant gone."""
         self._on_admin_change.append(callback)
 
     async def reload(self) -> None:
         """Read every tenant again."""
         async with self._lock:
-            tenants = await self._store.read(list_tenants)
-            before = self._by_id
+            tenants, agents = await self._store.read(
+                lambda conn: (list_tenants(conn), list_agents(conn))
+            )
+            before, agents_before = self._by_id, self._agents
             self._by_key = {t.api_key: t for t in tenants}
             self._by_id = {t.id: t for t in tenants}
+            self._agents = {a.id: a for a in agents}
             self._origins = frozenset(o for t in tenants for o in t.origins)
             self._loaded_at = trio.current_time()
-        for tenant_id, old in before.items():
-            new = self._by_id.get(tenant_id)
-            if new is None or new.admin_token_hash != old.admin_token_hash:
-                for callback in self._on_admin_change:
-                    callback(tenant_id)
+        changed = {
+            tenant_id
+            for tenant_id, old in before.items()
+            if (new := self._by_id.get(tenant_id)) is None
+            or new.admin_token_hash != old.admin_token_hash
+        }
+        changed |= {a.tenant_id for a_id, a in agents_before.items() if a_id not in self._agents}
+        for tenant_id in sorted(changed):
+            for callback in self._on_admin_change:
+                callback(tenant_id)
 
     async def _reload_if_older_than(self, age_s: float) -> None:
         if trio.current_time() - self._loaded_at >= age_s:
@@ -74,6 +83,15 @@ class TenantDirectory:
             await self._reload_if_older_than(self._miss_reload_s)
             tenant = self._by_id.get(tenant_id)
         return tenant
+
+    async def agent(self, agent_id: int) -> Agent | None:
+        """The agent with ``agent_id`` (None once removed)."""
+        await self._reload_if_older_than(self._max_age_s)
+        agent = self._agents.get(agent_id)
+        if agent is None:
+            await self._reload_if_older_than(self._miss_reload_s)
+            agent = self._agents.get(agent_id)
+        return agent
 
     async def origin_known(self, origin: str) -> bool:
         """True if any tenant allows ``origin`` (used for CORS preflight)."""

@@ -1,6 +1,15 @@
 """Persistence: the SQLite schema, the group-committing EventStore, tenant rows."""
 
 from ..config import Settings
+from ._agents import (
+    Agent,
+    AgentExists,
+    NoSuchAgent,
+    create_agent,
+    get_agent_by_token,
+    list_agents,
+    remove_agent,
+)
 from ._alerts import (
     DISABLED,
     FAILED,
@@ -64,6 +73,8 @@ __all__ = [
     "SUPERSEDED",
     "SUPPRESSED",
     "USER_LEFT",
+    "Agent",
+    "AgentExists",
     "Alert",
     "AlertStatus",
     "DatabaseInUse",
@@ -71,6 +82,7 @@ __all__ = [
     "EventStore",
     "InsertResult",
     "NewAlert",
+    "NoSuchAgent",
     "NoSuchTenant",
     "Opened",
     "RedisSnapshotStore",
@@ -88,9 +100,11 @@ __all__ = [
     "connect",
     "count_alerts",
     "count_events",
+    "create_agent",
     "create_tenant",
     "database_lock",
     "delete_user_alerts",
+    "get_agent_by_token",
     "get_alert",
     "get_tenant",
     "get_tenant_by_admin_token",
@@ -99,6 +113,7 @@ __all__ = [
     "insert_batch",
     "insert_batches",
     "last_alert_sent_at",
+    "list_agents",
     "list_alerts",
     "list_tenants",
     "mark_disabled",
@@ -110,6 +125,7 @@ __all__ = [
     "open_alert",
     "open_database",
     "record_attempt_error",
+    "remove_agent",
     "resolve_alerts",
     "rotate_admin_token",
     "run_inline",

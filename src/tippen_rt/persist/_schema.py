@@ -190,6 +190,19 @@ MIGRATIONS: tuple[str, ...] = (
         expires_at INTEGER NOT NULL
     ) WITHOUT ROWID;
     """,
+    # 7: support agents: one login each (token stored hashed), so who
+    # acknowledged or called is a person, and one agent can be removed alone
+    """
+    CREATE TABLE agents (
+        id INTEGER PRIMARY KEY,
+        tenant_id INTEGER NOT NULL REFERENCES tenants(id),
+        name TEXT NOT NULL,
+        email TEXT,
+        token_hash TEXT NOT NULL UNIQUE,
+        created_at INTEGER NOT NULL,
+        UNIQUE (tenant_id, name)
+    );
+    """,
 )
 
 
