@@ -24,11 +24,18 @@ def free_port() -> int:
 
 @dataclass
 class RedisServer:
-    """A redis-server process; ``url`` reaches it."""
+    """A redis-server process; ``url`` reaches it.
+
+    Without ``persistent`` it keeps nothing on disk: every restart is empty.
+    With it, every write is in an append-only file in ``workdir`` (fsync
+    always), so a restart after :meth:`stop` (a ``kill -9``) has its data back,
+    unless :meth:`forget_data` ran in between.
+    """
 
     port: int
     workdir: Path
     proc: subprocess.Popen[bytes] | None = None
+    persistent: bool = False
 
     @property
     def url(self) -> str:
@@ -36,10 +43,15 @@ class RedisServer:
         return f"redis://127.0.0.1:{self.port}/0"
 
     def start(self) -> None:
-        """Start (or restart) the server on the same port, with no persistence."""
+        """Start (or restart) the server on the same port (see ``persistent``)."""
         binary = shutil.which("redis-server")
         if binary is None:
             raise RuntimeError("redis-server is not installed (make test installs it)")
+        persistence = (
+            ["--appendonly", "yes", "--appendfsync", "always"]
+            if self.persistent
+            else ["--appendonly", "no"]
+        )
         self.proc = subprocess.Popen(
             [
                 binary,
@@ -49,8 +61,7 @@ class RedisServer:
                 "127.0.0.1",
                 "--save",
                 "",
-                "--appendonly",
-                "no",
+                *persistence,
                 "--dir",
                 str(self.workdir),
             ],
@@ -72,11 +83,24 @@ class RedisServer:
             client.close()
 
     def stop(self) -> None:
-        """Kill the server (its data is gone: it keeps nothing on disk)."""
+        """``kill -9`` the server (its data is gone unless it is ``persistent``)."""
         if self.proc is not None and self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait(timeout=10)
         self.proc = None
+
+    @property
+    def running(self) -> bool:
+        """True while the redis-server process runs."""
+        return self.proc is not None and self.proc.poll() is None
+
+    def forget_data(self) -> None:
+        """Delete what a ``persistent`` server keeps on disk (call it stopped)."""
+        if self.running:
+            raise RuntimeError("stop the server before deleting its files")
+        shutil.rmtree(self.workdir / "appendonlydir", ignore_errors=True)
+        for name in ("appendonly.aof", "dump.rdb"):
+            (self.workdir / name).unlink(missing_ok=True)
 
     def client(self) -> redis.Redis:
         """A client for assertions."""
@@ -84,9 +108,9 @@ class RedisServer:
 
 
 @contextmanager
-def running_redis(workdir: Path) -> Iterator[RedisServer]:
+def running_redis(workdir: Path, *, persistent: bool = False) -> Iterator[RedisServer]:
     """A started redis-server that is always stopped afterwards."""
-    server = RedisServer(port=free_port(), workdir=workdir)
+    server = RedisServer(port=free_port(), workdir=workdir, persistent=persistent)
     server.start()
     try:
         yield server

@@ -62,12 +62,21 @@ def start_server(
     env: Mapping[str, str] | None = None,
     timeout_s: float = 30.0,
     port: int = 0,
+    time_shift_s: float = 0.0,
 ) -> ServerProcess:
-    """Start ``tippen-rt serve`` on ``port`` (0: any free one) and wait until it listens."""
+    """Start ``tippen-rt serve`` on ``port`` (0: any free one) and wait until it listens.
+
+    ``time_shift_s``: the process's wall clock reads that many seconds ahead
+    (see ``shifted_clock.py``), as if it started after that much downtime.
+    """
+    launcher = (
+        ["-m", "tippen_rt"]
+        if time_shift_s == 0
+        else [str(Path(__file__).with_name("shifted_clock.py")), repr(float(time_shift_s))]
+    )
     cmd = [
         sys.executable,
-        "-m",
-        "tippen_rt",
+        *launcher,
         "--db",
         str(db_path),
         "serve",

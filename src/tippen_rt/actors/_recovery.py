@@ -152,7 +152,9 @@ async def _recover(
     elif watermark is not None:
         since = max(window_start, watermark - WATERMARK_MARGIN_S)
     else:
-        since = max(window_start, min(taken for _, taken in states.values()))
+        # No watermark (none yet, or the round that found Redis's data lost
+        # removed it): nothing says the snapshots are complete.
+        since = window_start
     covered_ms = {key: int(taken * 1000) for key, (_, taken) in states.items()}
     window_ms = int(window_start * 1000)
 
@@ -167,36 +169,28 @@ async def _recover(
         return rows
 
     rows = await store.read(read)
-    last_received = max((int(row[18]) for row in rows), default=0) / 1000  # type: ignore[call-overload]
+    # The restarts before this one, and until when the process before each
+    # was alive; then this start, recorded for the next recovery.
+    alive_until = max(
+        watermark or 0.0,
+        await store.read(_last_received_ms) / 1000,
+        *(t for _, t in states.values()),
+    )
+    starts = await store.write(lambda conn: _record_start(conn, now, alive_until, window_start))
+    by_user = dict(_batches_by_user(rows, covered_ms, window_ms))
     restored: dict[Key, UserState] = {}
-    for key, batches in _batches_by_user(rows, covered_ms, window_ms):
+    for key in by_user.keys() | states.keys():
         tenant = tenants.get(key[0])
         if tenant is None:
             continue
-        settings = tenant.settings
-        snapshot = states.get(key)
-        state: UserState | None = None
-        next_at: float | None = None
-        if snapshot is not None:
-            state, next_at = _evaluated(snapshot[0], snapshot[1], settings)
-        for batch in batches:
-            report.replayed_events += len(batch.events)
-            received = batch.received_at_ms / 1000
-            if state is not None:
-                state = _rounds_before(state, next_at, received, settings)
-            if state is None:
-                state = new_state(key[0], batch, received)
-            state, next_at = _evaluated(
-                apply_batch(state, batch, received, settings), received, settings
-            )
-        if state is not None:
-            # The process that crashed was alive at least until its last event:
-            # what came due before then was announced by it already.
-            state = _rounds_before(state, next_at, last_received, settings)
+        batches = by_user.get(key, [])
+        report.replayed_events += sum(len(b.events) for b in batches)
+        state = _replay(states.get(key), batches, starts, alive_until, tenant.settings, key[0])
         if state is not None:
             restored[key] = state
-    for key, (state, _) in states.items():
-        restored.setdefault(key, state)
+    for key, (snapshot_state, _) in states.items():
+        if key not in restored and key[0] not in tenants:
+            restored[key] = snapshot_state  # dropped below, with a warning
 
     for key, state in restored.items():
         tenant = tenants.get(key[0])
@@ -222,6 +216,85 @@ def _events_since(conn: sqlite3.Connection, since_ms: int) -> list[tuple[object,
 MAX_ROUNDS_BETWEEN_BATCHES = 16
 
 
+def _replay(
+    snapshot: tuple[UserState, float] | None,
+    batches: list[Batch],
+    starts: list[tuple[float, float]],
+    alive_until: float,
+    settings: TenantSettings,
+    tenant_id: int,
+) -> UserState | None:
+    """One user's state as the processes before held it when the last one died:
+    the snapshot (if any), then each batch and each restart in the order they
+    happened, with the rule rounds the actor ran between them.
+
+    A session that ended (then, or would have before the crash) comes back as
+    its last state: the restored actor ends it at once, properly (summary,
+    alerts resolved as "user left", snapshot deleted), as before the crash.
+    """
+    state: UserState | None = None
+    next_at: float | None = None
+    last: UserState | None = None  # the latest state, ended or not
+    at = -float("inf")
+    if snapshot is not None:
+        last = snapshot[0]
+        state, next_at = _evaluated(snapshot[0], snapshot[1], settings)
+        at = snapshot[1]
+    timeline: list[tuple[float, int, object]] = [(r, 0, a) for r, a in starts if r > at]
+    timeline += [(b.received_at_ms / 1000, 1, b) for b in batches]
+    timeline.sort(key=lambda item: (item[0], item[1]))
+    for t, kind, item in timeline:
+        if kind == 0:
+            if state is None:
+                continue
+            # The process before ran until it died (about ``item``), then this
+            # one restored the user at ``t``, judging absence from then on.
+            last = state
+            state, next_at = _rounds_before(state, next_at, float(item), settings)  # type: ignore[arg-type]
+            if state is not None:
+                last = state = state.replace(observed_from=t)
+                state, next_at = _evaluated(state, t, settings)
+            continue
+        assert isinstance(item, Batch)
+        if state is not None:
+            last = state
+            state, next_at = _rounds_before(state, next_at, t, settings)
+        if state is None:
+            state = new_state(tenant_id, item, t)
+        last = state = apply_batch(state, item, t, settings)
+        state, next_at = _evaluated(state, t, settings)
+    if state is not None:
+        # What came due before the last process died, it announced already.
+        last = state
+        state, _ = _rounds_before(state, next_at, alive_until, settings)
+    return state if state is not None else last
+
+
+def _last_received_ms(conn: sqlite3.Connection) -> int:
+    (value,) = conn.execute("SELECT MAX(received_at) FROM user_activity_events").fetchone()
+    return int(value or 0)
+
+
+def _record_start(
+    conn: sqlite3.Connection, now: float, alive_until: float, window_start: float
+) -> list[tuple[float, float]]:
+    """Record this start; return the earlier ones in the replay window, oldest first."""
+    conn.execute("DELETE FROM service_starts WHERE started_at < ?", (window_start - 3600,))
+    starts = [
+        (float(r), float(a))
+        for r, a in conn.execute(
+            "SELECT started_at, alive_until FROM service_starts"
+            " WHERE started_at > ? AND started_at < ? ORDER BY started_at",
+            (window_start, now),
+        )
+    ]
+    conn.execute(
+        "INSERT OR REPLACE INTO service_starts (started_at, alive_until) VALUES (?, ?)",
+        (now, alive_until),
+    )
+    return starts
+
+
 def _evaluated(
     state: UserState, now: float, settings: TenantSettings
 ) -> tuple[UserState | None, float | None]:
@@ -232,18 +305,19 @@ def _evaluated(
 
 def _rounds_before(
     state: UserState, next_at: float | None, until: float, settings: TenantSettings
-) -> UserState | None:
+) -> tuple[UserState | None, float | None]:
     """``state`` after the rule rounds the live actor ran before ``until`` (one per
     deadline: episodes opened and closed, presence), announced to nobody (what the
-    actor announced is in SQLite already).  None if the session ended meanwhile."""
+    actor announced is in SQLite already), and its next deadline.  None if the
+    session ended meanwhile."""
     for _ in range(MAX_ROUNDS_BETWEEN_BATCHES):
         if next_at is None or next_at >= until:
-            return state
+            return state, next_at
         evaluated, next_at = _evaluated(state, next_at, settings)
         if evaluated is None:
-            return None
+            return None, None
         state = evaluated
-    return state
+    return state, next_at
 
 
 def _older_events_of(

@@ -203,6 +203,14 @@ MIGRATIONS: tuple[str, ...] = (
         UNIQUE (tenant_id, name)
     );
     """,
+    # 8: when the service started, and until when the process before it was
+    # alive: replay judges absence across a restart as the live service did
+    """
+    CREATE TABLE service_starts (
+        started_at REAL PRIMARY KEY,
+        alive_until REAL NOT NULL
+    ) WITHOUT ROWID;
+    """,
 )
 
 
