@@ -99,6 +99,7 @@ from tippen_rt.clock import Clock
 from tippen_rt.events import Batch, parse_batch
 from tippen_rt.tenants import Tenant, TenantSettings
 
+from ._compat import tenant_settings
 from ._options import Options
 from ._report import Report, Table
 
@@ -271,7 +272,7 @@ def bench_tenants(plan: Plan) -> list[Tenant]:
         x = STEP_S * (k + 1)
         # Presence and activity outlast every threshold: users stay "active"
         # (stuck needs input going on) and never go away during the run.
-        settings = TenantSettings(
+        settings = tenant_settings(
             stuck_on_page_s=x, inactivity_s=x, presence_timeout_s=presence, idle_after_s=presence
         )
         tenants.append(

@@ -105,6 +105,7 @@ from tippen_rt.persist import (
 )
 from tippen_rt.tenants import Tenant, TenantSettings
 
+from ._compat import tenant_settings
 from ._options import Options
 from ._redis import running_redis
 from ._report import REPO_DIR, Report, Table, filesystem_of
@@ -579,7 +580,9 @@ async def rounds_step(args: dict[str, Any]) -> dict[str, Any]:
     timer_tenant = bench_tenant(
         TENANTS + 1,
         "timers",
-        TenantSettings(stuck_on_page_s=TIMER_STUCK_S, presence_timeout_s=600.0, idle_after_s=600.0),
+        tenant_settings(
+            stuck_on_page_s=TIMER_STUCK_S, presence_timeout_s=600.0, idle_after_s=600.0
+        ),
     )
     probe = Probe()
     gc.callbacks.append(probe.gc_callback)
