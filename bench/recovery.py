@@ -593,7 +593,8 @@ async def rounds_step(args: dict[str, Any]) -> dict[str, Any]:
     async def on_trigger(message: TriggerMessage) -> None:
         if isinstance(message, TriggerFired) and message.state.tenant_id == timer_tenant.id:
             s = message.state
-            there = max(s.route_entered_at, s.input_since, s.visible_since, s.present_since)
+            input_since = getattr(s, "input_since", 0.0)  # older revisions have none
+            there = max(s.route_entered_at, input_since, s.visible_since, s.present_since)
             deadline = there + TIMER_STUCK_S
             fired[s.user_id] = (clock.now() - deadline, message.at - deadline)
 
