@@ -71,11 +71,6 @@ def end_reason(s: UserState, now: float, th: TenantSettings) -> str:
     return "session timed out"
 
 
-def is_present(s: UserState, now: float, th: TenantSettings) -> bool:
-    """True while the page is open and alive (active, idle or hidden)."""
-    return presence_at(s, now, th).presence.is_there
-
-
 def _there_since(s: UserState) -> float:
     """Start of the current unbroken stretch of a visible, live page."""
     return s.present_since if s.present_since > s.visible_since else s.visible_since

@@ -238,16 +238,23 @@ def run_tenant_set(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def run_tenant_show(args: argparse.Namespace, settings: Settings) -> int:
-    """``tippen-rt tenant show NAME [--secret identity]``: the tenant, secrets masked."""
+def _load_tenant(settings: Settings, name: str) -> Tenant | None:
+    """Tenant ``name``, or None after saying in one line that there is none."""
     conn = open_database(settings.db_path)
     try:
-        tenant = get_tenant_by_name(conn, args.name)
+        return get_tenant_by_name(conn, name)
     except NoSuchTenant as exc:
         print(f"tippen-rt: {exc}", file=sys.stderr)
-        return 1
+        return None
     finally:
         conn.close()
+
+
+def run_tenant_show(args: argparse.Namespace, settings: Settings) -> int:
+    """``tippen-rt tenant show NAME [--secret identity]``: the tenant, secrets masked."""
+    tenant = _load_tenant(settings, args.name)
+    if tenant is None:
+        return 1
     if args.secret == "identity":
         if not tenant.identity_secret:
             print(
@@ -267,14 +274,9 @@ def run_tenant_show(args: argparse.Namespace, settings: Settings) -> int:
 
 def run_slack_command(args: argparse.Namespace, settings: Settings) -> int:
     """``tippen-rt slack test --tenant NAME``: 0 if Slack took the test message, else 1."""
-    conn = open_database(settings.db_path)
-    try:
-        tenant = get_tenant_by_name(conn, args.tenant)
-    except NoSuchTenant as exc:
-        print(f"tippen-rt: {exc}", file=sys.stderr)
+    tenant = _load_tenant(settings, args.tenant)
+    if tenant is None:
         return 1
-    finally:
-        conn.close()
     defaults = SlackDefaults.from_settings(settings)
     try:
         target, posted = send_test_message(

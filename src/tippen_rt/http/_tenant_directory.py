@@ -8,12 +8,16 @@ than ``max_age_s``.  No task wakes up to refresh it.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Hashable, Mapping
+from typing import TypeVar
 
 import trio
 
 from ..persist import Agent, EventStore, list_agents, list_tenants
 from ..tenants import Tenant, normalize_origin
+
+K = TypeVar("K", bound=Hashable)
+V = TypeVar("V")
 
 
 class TenantDirectory:
@@ -66,32 +70,28 @@ class TenantDirectory:
                     return
             await self.reload()
 
+    async def _find(self, table: Callable[[], Mapping[K, V]], key: K) -> V | None:
+        """``key`` in the table ``table()`` returns, reloading when the view is
+        old, and once more (at most every ``miss_reload_s``) on a miss: it may
+        have been added a moment ago in another process."""
+        await self._reload_if_older_than(self._max_age_s)
+        found = table().get(key)
+        if found is None:
+            await self._reload_if_older_than(self._miss_reload_s)
+            found = table().get(key)
+        return found
+
     async def by_api_key(self, api_key: str) -> Tenant | None:
         """The tenant with ``api_key``, or None."""
-        await self._reload_if_older_than(self._max_age_s)
-        tenant = self._by_key.get(api_key)
-        if tenant is None:
-            await self._reload_if_older_than(self._miss_reload_s)
-            tenant = self._by_key.get(api_key)
-        return tenant
+        return await self._find(lambda: self._by_key, api_key)
 
     async def by_id(self, tenant_id: int) -> Tenant | None:
         """The tenant with ``tenant_id``, or None."""
-        await self._reload_if_older_than(self._max_age_s)
-        tenant = self._by_id.get(tenant_id)
-        if tenant is None:
-            await self._reload_if_older_than(self._miss_reload_s)
-            tenant = self._by_id.get(tenant_id)
-        return tenant
+        return await self._find(lambda: self._by_id, tenant_id)
 
     async def agent(self, agent_id: int) -> Agent | None:
         """The agent with ``agent_id`` (None once removed)."""
-        await self._reload_if_older_than(self._max_age_s)
-        agent = self._agents.get(agent_id)
-        if agent is None:
-            await self._reload_if_older_than(self._miss_reload_s)
-            agent = self._agents.get(agent_id)
-        return agent
+        return await self._find(lambda: self._agents, agent_id)
 
     async def origin_known(self, origin: str) -> bool:
         """True if any tenant allows ``origin`` (used for CORS preflight)."""
