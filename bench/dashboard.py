@@ -51,6 +51,7 @@ from wsproto.events import (
     TextMessage,
 )
 
+from ._loadgen import ORIGIN
 from ._options import Options
 from ._procs import Server, start_server
 from ._report import Report, Table
@@ -124,6 +125,10 @@ class Http:
             "POST", path, orjson.dumps(doc), [("Content-Type", "application/json"), *headers]
         )
         return status
+
+    async def post_batch(self, doc: Any) -> int:
+        """POST one tracker batch as a page at ORIGIN does (tenants require an Origin)."""
+        return await self.post_json(TRACK_PATH, doc, [("Origin", ORIGIN)])
 
     async def aclose(self) -> None:
         """Close the connection."""
@@ -261,7 +266,7 @@ async def load(
         http = Http(host, port)
         try:
             async for doc in recv:
-                status = await http.post_json(TRACK_PATH, doc)
+                status = await http.post_batch(doc)
                 stats.sent += 1
                 stats.statuses[status] = stats.statuses.get(status, 0) + 1
                 if status == 200:
@@ -304,7 +309,7 @@ async def probes(host: str, port: int, api_key: str, out: list[Probe], seconds: 
             doc = _batch(api_key, 10_000_000 + n % PROBE_USERS, rng, route=route)
             probe = Probe(route=route, sent=time.perf_counter())
             out.append(probe)
-            probe.status = await http.post_json(TRACK_PATH, doc)
+            probe.status = await http.post_batch(doc)
             probe.acked = time.perf_counter()
             n += 1
             next_at += PROBE_EVERY_S
@@ -327,7 +332,10 @@ def _tenant(db: Path) -> dict[str, Any]:
     import subprocess
 
     proc = subprocess.run(
-        [sys.executable, "-m", "tippen_rt", "--db", str(db), "tenant", "add", "bench", "--json"],
+        [
+            *(sys.executable, "-m", "tippen_rt", "--db", str(db)),
+            *("tenant", "add", "bench", "--origin", ORIGIN, "--json"),
+        ],
         capture_output=True,
         text=True,
         timeout=60,
@@ -373,7 +381,7 @@ async def _measure(server: Server, created: dict[str, Any], opts: Options, repor
                 conn = Http(host, port)
                 try:
                     for user in queue:
-                        await conn.post_json(TRACK_PATH, _batch(api_key, user, rng))
+                        await conn.post_batch(_batch(api_key, user, rng))
                 finally:
                     await conn.aclose()
 

@@ -89,6 +89,7 @@ import h11
 import orjson
 import trio
 
+from ._loadgen import ORIGIN
 from ._options import Options
 from ._procs import start_server
 from ._report import SRC_REV_ENV, Report, Table, filesystem_of, git_commit
@@ -101,7 +102,6 @@ DESCRIPTION = (
     " (stuck, idle, vanished, hidden...), before and after"
 )
 
-TRACK_PATH = "/api/track/user-activity"
 STUCK, LOW, ERRORS, INACTIVE = "stuck_on_page", "low_activity", "multiple_errors", "long_inactivity"
 TRIGGERS = (STUCK, LOW, ERRORS, INACTIVE)
 TIERS = ("free_trial", "paid")
@@ -430,7 +430,7 @@ async def _post(conn: list[Http], doc: dict[str, Any]) -> int:
         http = conn[0]
         try:
             with trio.move_on_after(POST_TIMEOUT_S):
-                return await http.post_json(TRACK_PATH, doc)
+                return await http.post_batch(doc)
         except (OSError, trio.BrokenResourceError, trio.ClosedResourceError, h11.ProtocolError):
             pass
         await http.aclose()
@@ -610,7 +610,9 @@ def run_side(label: str, revision: str, src: Path | None, per_cell: int, u: floa
     with tempfile.TemporaryDirectory(prefix=f"tippen-bench-presence-{label}-", dir=fast) as tmp:
         db = Path(tmp) / "bench.db"
         db_filesystem = filesystem_of(Path(tmp))
-        created = orjson.loads(_cli(db, env, "tenant", "add", "bench", "--json"))
+        created = orjson.loads(
+            _cli(db, env, "tenant", "add", "bench", "--origin", ORIGIN, "--json")
+        )
         _set_tenant_settings(db, "bench", settings(u))
         server = start_server(
             f"tippen-rt ({label})",

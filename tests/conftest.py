@@ -17,6 +17,8 @@ from tippen_rt.tenants import Tenant
 from .support.redis_server import RedisServer, running_redis
 
 ORIGIN = "https://app.example.com"
+#: What the tracker on a page at ORIGIN sends with a batch (tenants require an Origin).
+TRACKER_HEADERS = {"Content-Type": "application/json", "Origin": ORIGIN}
 
 
 def now_ms() -> int:

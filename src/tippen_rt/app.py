@@ -1,7 +1,8 @@
 """The process: one ``trio.run``, one root nursery, explicit start and stop order.
 
 Start order: signal watcher, EventStore (opens and migrates SQLite), tenant
-directory, Feed, Notifier, Registry, recovery of every live user (snapshots,
+directory, Feed, Notifier, Registry, tenant watcher (settings changed by the
+CLI reach live users), recovery of every live user (snapshots,
 then replay of newer events), snapshotter, summary writer, HTTP server.
 Requests are accepted only after recovery.  Stop order on SIGTERM/SIGINT: the
 HTTP server stops accepting and finishes in-flight requests (bounded by the
@@ -16,6 +17,7 @@ from __future__ import annotations
 import logging
 import signal
 import socket
+import sqlite3
 from collections.abc import Callable
 
 import trio
@@ -26,7 +28,13 @@ from .clock import Clock
 from .config import Settings
 from .demo import demo_base_url, ensure_demo_tenant
 from .http import AppServices, Hub, TenantDirectory, create_app, serve_http
-from .persist import EventStore, RetentionService, database_lock, snapshot_store
+from .persist import (
+    EventStore,
+    RetentionService,
+    database_lock,
+    record_served_settings,
+    snapshot_store,
+)
 
 log = logging.getLogger(__name__)
 
@@ -96,9 +104,9 @@ async def _run(
                 max_rows_per_commit=settings.store_max_rows_per_commit,
             )
             await storage.start(store.run)
-            tenants = TenantDirectory(store)
-            await tenants.reload()
             clock = Clock()
+            tenants = TenantDirectory(store, wall_s=clock.now)
+            await tenants.reload()
             retention = await storage.start(RetentionService(store, clock).run)
 
             async with trio.open_nursery() as live:
@@ -110,6 +118,7 @@ async def _run(
                 feed.subscribe_triggers(notifier.on_trigger)
                 await live.start(notifier.run)
                 await live.start(registry.run)
+                await live.start(watch_tenants, tenants, registry)
                 hub = await live.start(
                     Hub(
                         registry,
@@ -162,6 +171,11 @@ async def _run(
                         base_url = await _start_demo(store, tenants, binds[0], settings.public_url)
                         # Slack messages link to the dashboard the demo runs.
                         notifier.public_url = notifier.public_url or base_url
+                    # For `tippen-rt slack test`, run from another shell.
+                    public_url, api_url = notifier.public_url, settings.slack_api_url
+                    await store.write(
+                        lambda conn: record_served_settings(conn, public_url, api_url)
+                    )
                     log.info("tippen-rt listening on %s", ", ".join(binds))
                     task_status.started(binds)
                 # serve_http has returned: no request is in flight any more.
@@ -174,6 +188,38 @@ async def _run(
 
         root.cancel_scope.cancel()
     log.info("tippen-rt stopped")
+
+
+#: How often the service reads the tenants table again.  ``tippen-rt tenant set``
+#: writes it from another process, and SQLite tells no other process, so a
+#: change (a threshold, a trigger turned off) reaches live users within this.
+TENANT_RELOAD_S = 5.0
+
+
+async def watch_tenants(
+    tenants: TenantDirectory,
+    registry: Registry,
+    *,
+    interval_s: float = TENANT_RELOAD_S,
+    task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Reload the tenants every ``interval_s``; give the live actors of a tenant
+    whose settings changed the new ones (they run their rules with them at once)."""
+    known = {t.id: t.settings for t in tenants.all()}
+    task_status.started()
+    while True:
+        await trio.sleep(interval_s)
+        try:
+            await tenants.reload()
+        except (ValueError, sqlite3.Error):  # a bad row, a busy file: keep what we have
+            log.exception("reading the tenants again failed; retrying in %g s", interval_s)
+            continue
+        now_known = {t.id: t.settings for t in tenants.all()}
+        for tenant_id, settings in now_known.items():
+            if known.get(tenant_id, settings) != settings:
+                log.info("tenant %d: settings changed; live users follow them now", tenant_id)
+                await registry.settings_changed(tenant_id, settings)
+        known = now_known
 
 
 async def _close_dashboards(shutdown: trio.Event, hub: Hub) -> None:
@@ -192,7 +238,7 @@ async def _start_demo(
         f"  tippen-rt demo is running at {base_url}\n"
         f"  dashboard:   {base_url}/user-activity\n"
         f"  login token: {access.admin_token}\n"
-        f"  sample app:  {base_url}/demo/app\n"
+        f"  sample app:  {base_url}/demo/app   (how to make each support trigger fire)\n"
         f"  API key:     {access.tenant.api_key}\n",
         flush=True,
     )

@@ -18,6 +18,11 @@ see:
              (crash, laptop lid): shown away, then gone, and never alerted.
 
 It runs for ``duration_s`` and then stops: every request loop is bounded.
+
+Batches carry an ``Origin`` header, as a browser's do: by default the
+service's own URL, which is what the demo tenant's sample app runs at (the
+demo tenant allows it).  Another tenant must allow the origin given, or
+answers 403 (shown in the summary).
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ import itertools
 import logging
 import random
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections import Counter
 from collections.abc import Callable
@@ -111,14 +117,24 @@ def persona_for(rng: random.Random) -> str:
 class Poster:
     """Posts batches with urllib in worker threads, a bounded number at once."""
 
-    def __init__(self, base_url: str, concurrency: int = 16, timeout_s: float = 10.0) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        concurrency: int = 16,
+        timeout_s: float = 10.0,
+        origin: str | None = None,
+    ) -> None:
         self.url = base_url.rstrip("/") + TRACK_PATH
         self._limiter = trio.CapacityLimiter(concurrency)
         self._timeout_s = timeout_s
+        self.origin = origin if origin is not None else page_origin(base_url)
 
     def _post_blocking(self, body: bytes) -> int:
         request = urllib.request.Request(
-            self.url, data=body, method="POST", headers={"Content-Type": "application/json"}
+            self.url,
+            data=body,
+            method="POST",
+            headers={"Content-Type": "application/json", "Origin": self.origin},
         )
         try:
             with urllib.request.urlopen(request, timeout=self._timeout_s) as response:
@@ -133,6 +149,12 @@ class Poster:
         return await trio.to_thread.run_sync(
             self._post_blocking, body, limiter=self._limiter, abandon_on_cancel=True
         )
+
+
+def page_origin(url: str) -> str:
+    """The origin of a page at ``url``: ``http://127.0.0.1:8080/x`` -> ``http://127.0.0.1:8080``."""
+    parts = urllib.parse.urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
 
 
 @dataclass
@@ -330,13 +352,15 @@ async def simulate(
     ramp_s: float | None = None,
     wall_ms: Callable[[], int] | None = None,
     report: Callable[[str], None] | None = None,
+    origin: str | None = None,
 ) -> SimulationStats:
-    """Run ``users`` synthetic users against ``url`` for ``duration_s`` seconds."""
+    """Run ``users`` synthetic users against ``url`` for ``duration_s`` seconds,
+    posting as pages at ``origin`` (default: ``url``'s own)."""
     if users < 1:
         raise ValueError("simulate at least one user")
     rng = random.Random(seed)
     stats = SimulationStats()
-    poster = Poster(url)
+    poster = Poster(url, origin=origin)
     clock = wall_ms or _wall_ms
     ramp = min(10.0, duration_s / 4) if ramp_s is None else ramp_s
     sims = []

@@ -11,11 +11,15 @@ import hashlib
 import hmac
 import secrets
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 from urllib.parse import quote, urlsplit
 
+from .events import TIERS
+
 __all__ = [
+    "DEFAULT_TRIGGER_TIERS",
+    "TRIGGERS",
     "Tenant",
     "TenantSettings",
     "hash_admin_token",
@@ -83,6 +87,36 @@ def normalize_origin(origin: str) -> str:
     return f"{parts.scheme}://{host}{port}"
 
 
+#: The support triggers by name (``actors.Trigger`` has the same values) and
+#: the subscription tiers each applies to unless a tenant says otherwise
+#: (DESIGN.md, "Support triggers").
+DEFAULT_TRIGGER_TIERS: Mapping[str, tuple[str, ...]] = {
+    "stuck_on_page": TIERS,
+    "low_activity": ("free_trial",),
+    "multiple_errors": TIERS,
+    "long_inactivity": ("free_trial",),
+}
+TRIGGERS = tuple(DEFAULT_TRIGGER_TIERS)
+
+
+def _known_trigger(name: str, what: str) -> str:
+    if name not in DEFAULT_TRIGGER_TIERS:
+        raise ValueError(f"{what}: {name!r} is not a trigger; triggers: {', '.join(TRIGGERS)}")
+    return name
+
+
+def _tier_list(names: object, what: str) -> tuple[str, ...]:
+    """Tiers in their canonical order; ValueError for an empty list or an unknown tier."""
+    if not isinstance(names, (list, tuple)) or not all(isinstance(n, str) for n in names):
+        raise ValueError(f"{what} must be a list of tiers: {names!r}")
+    unknown = [n for n in names if n not in TIERS]
+    if unknown:
+        raise ValueError(f"{what}: {unknown[0]!r} is not a tier; tiers: {', '.join(TIERS)}")
+    if not names:
+        raise ValueError(f"{what} needs at least one tier (to stop a trigger, turn it off)")
+    return tuple(t for t in TIERS if t in names)
+
+
 #: Thresholds that are counts, not seconds (0 allowed but for retention).
 _COUNTS = frozenset(
     {
@@ -121,6 +155,15 @@ class TenantSettings:
     # Data
     retention_days: int = 90
     require_user_hash: bool = False
+    #: Refuse event batches without an ``Origin`` header (server-to-server senders
+    #: turn it off and should use identity verification: docs/tracker.md).
+    require_origin: bool = True
+    # Which triggers run, for whom (docs/presence.md)
+    #: Triggers turned off, in ``TRIGGERS`` order.
+    triggers_off: tuple[str, ...] = ()
+    #: (trigger, tiers) where a trigger's tiers differ from DEFAULT_TRIGGER_TIERS,
+    #: in ``TRIGGERS`` order; stored as ``{"low_activity": ["free_trial", "paid"]}``.
+    trigger_tiers: tuple[tuple[str, tuple[str, ...]], ...] = ()
     # Bounds (0: none)
     #: Live users at once; a new user beyond it gets 429 (existing ones keep working).
     max_live_users: int = 20_000
@@ -169,6 +212,69 @@ class TenantSettings:
             changes[name] = int(value) if counts else value
         return changes
 
+    def tiers_of(self, trigger: str) -> tuple[str, ...]:
+        """The tiers ``trigger`` applies to (whether or not it is on)."""
+        for name, tiers in self.trigger_tiers:
+            if name == trigger:
+                return tiers
+        return DEFAULT_TRIGGER_TIERS[trigger]
+
+    def trigger_applies(self, trigger: str, tier: str) -> bool:
+        """True if ``trigger`` is on and applies to users of ``tier``."""
+        return trigger not in self.triggers_off and tier in self.tiers_of(trigger)
+
+    def with_triggers(
+        self, on_off: Mapping[str, bool], tiers: Mapping[str, tuple[str, ...] | None]
+    ) -> TenantSettings:
+        """A copy with triggers turned on or off and their tiers set (None: the default)."""
+        off = set(self.triggers_off) - {t for t, on in on_off.items() if on}
+        off |= {t for t, on in on_off.items() if not on}
+        own = dict(self.trigger_tiers)
+        for trigger, chosen in tiers.items():
+            _known_trigger(trigger, "trigger")
+            own[trigger] = (
+                DEFAULT_TRIGGER_TIERS[trigger]
+                if chosen is None
+                else _tier_list(chosen, f"tiers of {trigger}")
+            )
+        return replace(
+            self,
+            triggers_off=tuple(t for t in TRIGGERS if t in off),
+            trigger_tiers=tuple(
+                (t, own[t]) for t in TRIGGERS if t in own and own[t] != DEFAULT_TRIGGER_TIERS[t]
+            ),
+        )
+
+    @staticmethod
+    def trigger_changes(
+        on_off: list[str], tiers: list[str]
+    ) -> tuple[dict[str, bool], dict[str, tuple[str, ...] | None]]:
+        """``--trigger NAME=on|off`` and ``--trigger-tiers NAME=TIER,...|all|default``
+        as checked changes; ValueError says what is wrong."""
+        switched: dict[str, bool] = {}
+        for assignment in on_off:
+            name, sep, value = (part.strip() for part in assignment.partition("="))
+            if not sep or value not in ("on", "off"):
+                raise ValueError(f"--trigger takes NAME=on or NAME=off; got {assignment!r}")
+            switched[_known_trigger(name, "--trigger")] = value == "on"
+        chosen: dict[str, tuple[str, ...] | None] = {}
+        for assignment in tiers:
+            name, sep, value = (part.strip() for part in assignment.partition("="))
+            if not sep:
+                raise ValueError(
+                    f"--trigger-tiers takes NAME=TIER[,TIER...], NAME=all or NAME=default;"
+                    f" got {assignment!r}"
+                )
+            name = _known_trigger(name, "--trigger-tiers")
+            if value == "default":
+                chosen[name] = None
+            elif value == "all":
+                chosen[name] = TIERS
+            else:
+                names = [t.strip() for t in value.split(",") if t.strip()]
+                chosen[name] = _tier_list(names, f"--trigger-tiers {name}")
+        return switched, chosen
+
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any]) -> TenantSettings:
         """Build from stored JSON; unknown keys are ignored, wrong types rejected."""
@@ -178,6 +284,23 @@ class TenantSettings:
                 continue
             value = data[f.name]
             default = f.default
+            if f.name == "triggers_off":
+                if not isinstance(value, list) or not all(isinstance(t, str) for t in value):
+                    raise ValueError(f"tenant setting triggers_off must be a list: {value!r}")
+                off = {_known_trigger(t, "tenant setting triggers_off") for t in value}
+                values[f.name] = tuple(t for t in TRIGGERS if t in off)
+                continue
+            if f.name == "trigger_tiers":
+                if not isinstance(value, Mapping):
+                    raise ValueError(f"tenant setting trigger_tiers must be an object: {value!r}")
+                for t in value:
+                    _known_trigger(t, "tenant setting trigger_tiers")
+                values[f.name] = tuple(
+                    (t, _tier_list(value[t], f"tenant setting trigger_tiers.{t}"))
+                    for t in TRIGGERS
+                    if t in value
+                )
+                continue
             if isinstance(default, bool):
                 ok = isinstance(value, bool)
             elif isinstance(default, (int, float)):
@@ -195,7 +318,10 @@ class TenantSettings:
 
     def to_mapping(self) -> dict[str, Any]:
         """The JSON form stored in SQLite."""
-        return asdict(self)
+        data = asdict(self)
+        data["triggers_off"] = list(self.triggers_off)
+        data["trigger_tiers"] = {t: list(tiers) for t, tiers in self.trigger_tiers}
+        return data
 
 
 @dataclass(frozen=True, slots=True)
@@ -210,6 +336,21 @@ class Tenant:
     settings: TenantSettings = field(default_factory=TenantSettings)
     identity_secret: str | None = None
     created_at: int = 0
+    #: The key before the last ``tippen-rt tenant rotate-key``: still accepted
+    #: until ``previous_api_key_expires_at`` (epoch ms), so deployed pages keep
+    #: working while they are updated.
+    previous_api_key: str | None = None
+    previous_api_key_expires_at: int | None = None
+
+    def accepts_api_key(self, api_key: str, now_ms: int) -> bool:
+        """True if ``api_key`` is this tenant's key, or its previous one still in its overlap."""
+        if api_key == self.api_key:
+            return True
+        return (
+            api_key == self.previous_api_key
+            and self.previous_api_key_expires_at is not None
+            and now_ms < self.previous_api_key_expires_at
+        )
 
     def allows_origin(self, origin: str) -> bool:
         """True if a browser page at ``origin`` may send this tenant's events."""

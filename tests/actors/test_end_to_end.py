@@ -14,6 +14,7 @@ from tippen_rt.config import Settings
 from tippen_rt.http import TRACK_PATH, AppServices, TenantDirectory, create_app
 from tippen_rt.persist import EventStore, create_tenant
 
+from ..conftest import ORIGIN, TRACKER_HEADERS
 from .conftest import T0
 
 
@@ -25,7 +26,7 @@ async def test_a_trigger_fires_at_the_right_time_after_http_posts(
 ) -> None:
     # SQLite runs inline: a worker thread would let virtual time race ahead.
     store = inline_store
-    tenant, _ = await store.write(lambda c: create_tenant(c, "acme", []))
+    tenant, _ = await store.write(lambda c: create_tenant(c, "acme", [ORIGIN]))
     clock = Clock.starting_at(T0)
     (t_send, t_recv), (c_send, c_recv) = feed_channels()
     feed = await nursery.start(Feed(t_recv, c_recv).run)
@@ -52,9 +53,7 @@ async def test_a_trigger_fires_at_the_right_time_after_http_posts(
             "subscriptionTier": "paid",
             "events": [{"timestamp": clock.now_ms(), **e} for e in events],
         }
-        response = await client.post(
-            TRACK_PATH, data=orjson.dumps(body), headers={"Content-Type": "application/json"}
-        )
+        response = await client.post(TRACK_PATH, data=orjson.dumps(body), headers=TRACKER_HEADERS)
         assert response.status_code == 200, await response.get_data()
 
     await post({"type": "route", "route": "/billing"})

@@ -4,13 +4,19 @@ from __future__ import annotations
 
 import io
 import json
+import re
 from pathlib import Path
 
 import pytest
 
 from tippen_rt.cli import main
-from tippen_rt.persist import create_tenant, get_tenant_by_name, open_database
-from tippen_rt.tenants import hash_admin_token
+from tippen_rt.persist import (
+    create_tenant,
+    get_tenant_by_name,
+    open_database,
+    record_served_settings,
+)
+from tippen_rt.tenants import TenantSettings, hash_admin_token
 
 from .slack_server import CHANNEL_ID, TOKEN, WEBHOOK_PATH, SlackStandIn
 
@@ -127,10 +133,10 @@ def test_without_a_target_slack_test_says_how_to_set_one(
     db: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     code, out, err = run("slack", "test", "--tenant", "acme", capsys=capsys)
-    assert (code, out) == (1, "")
+    assert (code, out) == (2, "")  # a set-up mistake, not Slack failing
     assert "has no Slack target" in err and "tippen-rt tenant set acme" in err
     code, _, err = run("slack", "test", "--tenant", "nobody", capsys=capsys)
-    assert code == 1 and "no tenant named 'nobody'" in err
+    assert code == 2 and err == "tippen-rt: no tenant named 'nobody'\n"
 
 
 def test_the_service_default_target_is_used_and_shown(
@@ -176,7 +182,7 @@ def test_video_template_and_rate_limit_are_stored(
         (["--video-call-template", "meet.example/{user}"], 2, "does not make an http(s) link"),
         (["--slack-webhook-url", "hooks.slack.com"], 2, "is not a webhook URL"),
         (["--slack-bot-token", "abc"], 2, "starts with xoxb-"),
-        (["--slack-bot-token", TOKEN], 1, "a bot token needs a channel"),
+        (["--slack-bot-token", TOKEN], 2, "a bot token needs a channel"),
         (["--alert-rate-limit-min", "-1"], 2, "must not be negative"),
     ],
 )
@@ -239,10 +245,10 @@ def test_origins_are_added_and_removed_and_mistakes_change_nothing(
     assert code == 0 and "origins:      https://app.example.com" in out
     code, _, err = run("tenant", "set", "acme", "--remove-origin", "https://b.com", capsys=capsys)
     assert (
-        code == 1 and err.strip() == "tippen-rt: https://b.com is not one of the tenant's origins"
+        code == 2 and err.strip() == "tippen-rt: https://b.com is not one of the tenant's origins"
     )
     code, _, err = run("tenant", "set", "acme", "--add-origin", "app.example.com", capsys=capsys)
-    assert code == 1 and "is not an origin" in err
+    assert code == 2 and "is not an origin" in err
     conn = open_database(db)
     assert get_tenant_by_name(conn, "acme").origins == ("https://app.example.com",)
     conn.close()
@@ -256,7 +262,7 @@ def test_identity_verification_is_turned_on_required_and_off(
     db: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     code, _, err = run("tenant", "show", "acme", "--secret", "identity", capsys=capsys)
-    assert code == 1 and "--identity on" in err
+    assert code == 2 and "--identity on" in err
     code, out, _ = run("tenant", "set", "acme", "--identity", "required", capsys=capsys)
     assert code == 0 and "identity:     required" in out
     code, secret, _ = run("tenant", "show", "acme", "--secret", "identity", capsys=capsys)
@@ -295,4 +301,117 @@ def test_show_masks_secrets_and_rotate_gives_a_new_admin_token(
     assert code == 0 and token.startswith("admin_")
     assert after.admin_token_hash == hash_admin_token(token) != before.admin_token_hash
     code, _, err = run("tenant", "rotate-admin-token", "nobody", capsys=capsys)
-    assert code == 1 and err.strip() == "tippen-rt: no tenant named 'nobody'"
+    assert code == 2 and err == "tippen-rt: no tenant named 'nobody'\n"
+
+
+def test_slack_test_uses_the_public_url_and_slack_api_the_service_runs_with(
+    db: Path,
+    slack: SlackStandIn,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # `tippen-rt serve` recorded what it uses; this shell knows neither.
+    conn = open_database(db)
+    with conn:
+        record_served_settings(conn, "https://tippen.example.com", slack.api_url)
+    conn.close()
+    monkeypatch.setenv("TIPPEN_PUBLIC_URL", "https://stale.example.com")
+    monkeypatch.delenv("TIPPEN_SLACK_API_URL", raising=False)
+    monkeypatch.setattr("sys.stdin", io.StringIO(TOKEN + "\n"))
+    args = ("--slack-bot-token", "-", "--slack-channel", "#support")
+    assert run("tenant", "set", "acme", *args, capsys=capsys)[0] == 0
+    code, out, err = run("slack", "test", "--tenant", "acme", capsys=capsys)
+    assert (code, err) == (0, "")
+    assert "links go to https://tippen.example.com (the public URL the service" in out
+    [post] = slack.posts  # reached the service's Slack API, not slack.com
+    links = [e.get("url") for b in post["blocks"] if b["type"] == "actions" for e in b["elements"]]
+    assert links[0].startswith("https://tippen.example.com/user-activity/")
+
+
+def test_triggers_are_turned_off_and_given_tiers_and_shown(
+    db: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, _ = run("tenant", "show", "acme", capsys=capsys)
+    assert code == 0
+    assert "triggers:     stuck_on_page    on   all tiers\n" in out
+    assert "              low_activity     on   free_trial\n" in out
+    assert "origin hdr:   required" in out
+    code, out, _ = run(
+        "tenant", "set", "acme",
+        "--trigger", "low_activity=off",
+        "--trigger-tiers", "stuck_on_page=enterprise,paid",
+        "--trigger-tiers", "long_inactivity=all",
+        "--require-origin", "off",
+        capsys=capsys,
+    )  # fmt: skip
+    assert code == 0 and "saved" in out
+    assert "stuck_on_page    on   paid, enterprise\n" in out
+    assert "low_activity     off  free_trial\n" in out
+    assert "long_inactivity  on   all tiers\n" in out
+    assert "origin hdr:   not required" in out
+    conn = open_database(db)
+    settings = get_tenant_by_name(conn, "acme").settings
+    conn.close()
+    assert settings.triggers_off == ("low_activity",) and not settings.require_origin
+    assert not settings.trigger_applies("stuck_on_page", "free_trial")
+    assert settings.trigger_applies("long_inactivity", "enterprise")
+    # Back to the defaults.
+    code, out, _ = run(
+        "tenant", "set", "acme",
+        "--trigger", "low_activity=on",
+        "--trigger-tiers", "stuck_on_page=default",
+        "--trigger-tiers", "long_inactivity=default",
+        "--require-origin", "on",
+        capsys=capsys,
+    )  # fmt: skip
+    conn = open_database(db)
+    assert get_tenant_by_name(conn, "acme").settings == TenantSettings()
+    conn.close()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--trigger", "low_activity"], "--trigger takes NAME=on or NAME=off; got 'low_activity'"),
+        (["--trigger", "low_activity=no"], "--trigger takes NAME=on or NAME=off"),
+        (["--trigger", "stuck=off"], "--trigger: 'stuck' is not a trigger; triggers: stuck_on"),
+        (["--trigger-tiers", "stuck_on_page"], "--trigger-tiers takes NAME=TIER[,TIER...]"),
+        (["--trigger-tiers", "stuck_on_page=gold"], "'gold' is not a tier; tiers: free_trial"),
+        (["--trigger-tiers", "stuck_on_page="], "needs at least one tier"),
+        # One bad value refuses the whole command: the good one is not saved either.
+        (["--trigger", "low_activity=off", "--trigger", "x=off"], "'x' is not a trigger"),
+    ],
+)
+def test_bad_trigger_settings_are_one_line_exit_2_and_nothing_is_saved(
+    db: Path, capsys: pytest.CaptureFixture[str], args: list[str], message: str
+) -> None:
+    def stored() -> str:
+        conn = open_database(db)
+        try:
+            return str(conn.execute("SELECT settings FROM tenants").fetchone()[0])
+        finally:
+            conn.close()
+
+    before = stored()
+    code, out, err = run("tenant", "set", "acme", *args, capsys=capsys)
+    assert (code, out) == (2, "")
+    assert err.startswith("tippen-rt: ") and err.count("\n") == 1 and message in err
+    assert stored() == before
+
+
+def test_every_tenant_set_option_says_its_default(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["tenant", "set", "--help"])
+    # Each option's entry starts on a line of its own: "  --name ...".
+    options = capsys.readouterr().out.split("options:", 1)[1]
+    entries = {
+        entry.split()[0]: " ".join(entry.split())
+        for entry in re.split(r"\n(?=  -)", options)
+        if entry.strip()
+    }
+    assert {"--slack-webhook-url", "--identity", "--trigger", "--require-origin", "--set"} <= set(
+        entries
+    )
+    for name, entry in entries.items():
+        if name not in ("-h,", "--db"):
+            assert "default" in entry, f"{name} does not say its default: {entry}"

@@ -10,6 +10,7 @@ from typing import Any
 
 from tippen_rt.persist import create_tenant, open_database
 
+from ..conftest import ORIGIN
 from ..support.client import Client
 from ..support.server import ServerProcess, start_server
 from .slack_server import SlackStandIn
@@ -40,6 +41,7 @@ def post_errors(server: ServerProcess, api_key: str, user: str) -> None:
                 "events": [{"type": "route", "route": "/checkout", "timestamp": now}]
                 + [{"type": "error", "message": f"boom {i}", "timestamp": now} for i in range(4)],
             },
+            {"Origin": ORIGIN},
         )
     finally:
         client.close()
@@ -61,7 +63,7 @@ def test_the_service_alerts_slack_once_per_user_across_a_restart(
 ) -> None:
     db = tmp_path / "t.db"
     conn = open_database(db)
-    tenant, _ = create_tenant(conn, "acme")
+    tenant, _ = create_tenant(conn, "acme", [ORIGIN])
     conn.close()
     env = {
         "TIPPEN_SLACK_WEBHOOK_URL": slack.webhook_url,

@@ -24,6 +24,7 @@ from tippen_rt.http import TRACK_PATH, AppServices, TenantDirectory, create_app
 from tippen_rt.persist import EventStore, create_tenant, list_alerts
 from tippen_rt.tenants import TenantSettings
 
+from ..conftest import ORIGIN, TRACKER_HEADERS
 from .conftest import FAST_CLIENT, PUBLIC_URL, T0
 from .slack_server import SlackStandIn
 
@@ -39,7 +40,7 @@ async def test_a_hanging_slack_blocks_neither_ingest_nor_actors(
 ) -> None:
     store = inline_store
     tenant_settings = TenantSettings(slack_webhook_url=slack.webhook_url)
-    tenant, _ = await store.write(lambda c: create_tenant(c, "acme", [], tenant_settings))
+    tenant, _ = await store.write(lambda c: create_tenant(c, "acme", [ORIGIN], tenant_settings))
     clock = Clock.starting_at(T0)
     directory = TenantDirectory(store)
     await directory.reload()
@@ -79,9 +80,7 @@ async def test_a_hanging_slack_blocks_neither_ingest_nor_actors(
             "subscriptionTier": "paid",
             "events": [{"timestamp": clock.now_ms(), **e} for e in events],
         }
-        response = await client.post(
-            TRACK_PATH, data=orjson.dumps(body), headers={"Content-Type": "application/json"}
-        )
+        response = await client.post(TRACK_PATH, data=orjson.dumps(body), headers=TRACKER_HEADERS)
         assert response.status_code == 200, await response.get_data()
 
     errors = [{"type": "error", "message": f"boom {i}"} for i in range(4)]

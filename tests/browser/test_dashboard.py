@@ -36,6 +36,8 @@ pytestmark = pytest.mark.browser
 _TOKEN_LINE = re.compile(r"login token:\s+(\S+)")
 TRACK_PATH = "/api/track/user-activity"
 TRIGGER_WAIT_MS = 30_000
+#: The app the plain (non-demo) server's tenant takes events from.
+APP_ORIGIN = "https://app.acme.test"
 
 
 def login_token(server: ServerProcess) -> str:
@@ -57,7 +59,8 @@ def log_in(page: Page, base_url: str, token: str, name: str = "Sam") -> None:
 
 
 def send(base_url: str, api_key: str, user: str, events: list[dict[str, Any]], **kw: Any) -> None:
-    """Post one batch as the tracker would."""
+    """Post one batch as the tracker on the demo's sample app would (its Origin is
+    the service's own, which the demo tenant allows; ``origin=`` for another)."""
     now = int(time.time() * 1000)
     body = {
         "apiKey": api_key,
@@ -69,7 +72,9 @@ def send(base_url: str, api_key: str, user: str, events: list[dict[str, Any]], *
     }
     client = Client(base_url)
     try:
-        status, answer = client.post_json(TRACK_PATH, body)
+        status, answer = client.post_json(
+            TRACK_PATH, body, headers={"Origin": kw.get("origin", base_url)}
+        )
     finally:
         client.close()
     assert status == 200, answer
@@ -245,7 +250,8 @@ def plain_server(tmp_path: Path) -> Iterator[tuple[ServerProcess, str, str, Path
     """A service without --demo (its admin token stays the same across restarts)."""
     db = tmp_path / "tippen.db"
     out = subprocess.run(
-        [sys.executable, "-m", "tippen_rt", "--db", str(db), "tenant", "add", "acme", "--json"],
+        [sys.executable, "-m", "tippen_rt", "--db", str(db), "tenant", "add", "acme", "--json"]
+        + ["--origin", APP_ORIGIN],
         capture_output=True,
         text=True,
         timeout=30,
@@ -265,7 +271,7 @@ def test_the_page_reconnects_by_itself_after_a_restart(
     server, token, api_key, db = plain_server
     url = server.url
     log_in(page, url, token)
-    send(url, api_key, "before", [{"type": "route", "route": "/a"}])
+    send(url, api_key, "before", [{"type": "route", "route": "/a"}], origin=APP_ORIGIN)
     expect(page.locator('tr[data-user="before"]')).to_be_visible()
 
     assert server.stop() == 0
@@ -278,7 +284,7 @@ def test_the_page_reconnects_by_itself_after_a_restart(
         # Same port, same stored secret: the session survives, the socket comes back.
         expect(page.locator("#connection")).to_have_text("Live", timeout=20_000)
         expect(page.locator("#banner")).to_be_hidden()
-        send(url, api_key, "after", [{"type": "route", "route": "/b"}])
+        send(url, api_key, "after", [{"type": "route", "route": "/b"}], origin=APP_ORIGIN)
         expect(page.locator('tr[data-user="after"]')).to_be_visible()
         expect(page.locator('tr[data-user="before"]')).to_be_visible()  # restored from snapshot
     finally:

@@ -26,7 +26,7 @@ from tippen_rt.http._server import live_connections, serve_http
 from tippen_rt.persist import EventStore
 from tippen_rt.tenants import Tenant
 
-from ..conftest import make_batch
+from ..conftest import TRACKER_HEADERS, make_batch
 
 
 @pytest.fixture
@@ -74,7 +74,7 @@ async def test_an_actor_does_not_keep_the_request_that_spawned_it(
     response = await client.post(
         TRACK_PATH,
         data=orjson.dumps(make_batch(tenant, user_id="ann")),
-        headers={"Content-Type": "application/json"},
+        headers=TRACKER_HEADERS,
     )
     assert response.status_code == 200
     assert registry.live_count == 1

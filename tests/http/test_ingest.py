@@ -13,7 +13,7 @@ import trio
 from tippen_rt.events import Batch
 from tippen_rt.http import TRACK_PATH, AppServices
 from tippen_rt.persist import EventStore, count_events, update_tenant
-from tippen_rt.tenants import Tenant
+from tippen_rt.tenants import Tenant, TenantSettings
 
 from ..conftest import ORIGIN, make_batch, now_ms
 
@@ -24,11 +24,14 @@ async def post(
     *,
     content_type: str = "application/json",
     headers: dict[str, str] | None = None,
+    origin: str | None = ORIGIN,
 ) -> Any:
+    """POST as the tracker does: from a page at ``origin`` (None: as a server, without one)."""
     data = body if isinstance(body, bytes) else orjson.dumps(body)
-    return await client.post(
-        TRACK_PATH, data=data, headers={"Content-Type": content_type, **(headers or {})}
-    )
+    sent = {"Content-Type": content_type}
+    if origin is not None:
+        sent["Origin"] = origin
+    return await client.post(TRACK_PATH, data=data, headers={**sent, **(headers or {})})
 
 
 async def test_a_valid_batch_is_stored_and_acknowledged(
@@ -186,6 +189,46 @@ async def test_an_origin_the_tenant_does_not_allow_is_403(
     assert await store.read(count_events) == 0
 
 
+async def test_a_post_without_origin_is_refused_unless_the_tenant_allows_servers(
+    client: Any, store: EventStore, tenant: Tenant, services: AppServices
+) -> None:
+    # Browsers always send Origin on a cross-origin POST; only a script or a
+    # server leaves it out, and anyone can copy the public API key.
+    refused = await post(client, make_batch(tenant), origin=None)
+    assert refused.status_code == 403
+    error = await error_of(refused)
+    assert (error["code"], error["field"]) == ("origin_required", None)
+    assert "require_origin" in error["message"]
+    assert "Access-Control-Allow-Origin" not in refused.headers
+    assert await store.read(count_events) == 0
+    # The preflight of a browser page is not affected.
+    preflight = await client.options(
+        TRACK_PATH, headers={"Origin": ORIGIN, "Access-Control-Request-Method": "POST"}
+    )
+    assert preflight.status_code == 204
+    # `tippen-rt tenant set acme --require-origin off`: a server may post.
+    await store.write(
+        lambda c: update_tenant(c, tenant.name, settings=TenantSettings(require_origin=False))
+    )
+    await services.tenants.reload()
+    accepted = await post(client, make_batch(tenant), origin=None)
+    assert accepted.status_code == 200
+    assert "Access-Control-Allow-Origin" not in accepted.headers
+    # Pages are still held to the tenant's origins.
+    evil = await post(client, make_batch(tenant), origin="https://evil.test")
+    assert (await error_of(evil))["code"] == "origin_not_allowed"
+    assert await store.read(count_events) == 2
+
+
+async def test_origin_required_is_checked_after_the_api_key(
+    client: Any, store: EventStore, tenant: Tenant
+) -> None:
+    # An unknown key is a 401 whatever the headers: the tenant decides about Origin.
+    response = await post(client, {**make_batch(tenant), "apiKey": "client_nope"}, origin=None)
+    assert response.status_code == 401
+    assert (await error_of(response))["code"] == "unknown_api_key"
+
+
 async def test_origins_match_after_normalisation(client: Any, tenant: Tenant) -> None:
     response = await post(
         client, make_batch(tenant), headers={"Origin": "https://APP.example.com:443"}
@@ -237,7 +280,7 @@ async def test_tenants_added_while_running_are_found(
 ) -> None:
     from tippen_rt.persist import create_tenant
 
-    new, _ = await store.write(lambda c: create_tenant(c, "later", []))
+    new, _ = await store.write(lambda c: create_tenant(c, "later", [ORIGIN]))
     # An unknown key reloads the tenants at most once a second.
     await trio.sleep(1)
     response = await post(client, make_batch(new))
@@ -247,8 +290,6 @@ async def test_tenants_added_while_running_are_found(
 async def test_identity_verification_with_user_hash(
     client: Any, store: EventStore, tenant: Tenant, services: AppServices
 ) -> None:
-    from tippen_rt.tenants import TenantSettings
-
     secret = "s3cret"
     await store.write(
         lambda c: update_tenant(

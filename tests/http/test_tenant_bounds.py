@@ -14,13 +14,11 @@ from tippen_rt.http import TRACK_PATH, AppServices
 from tippen_rt.persist import EventStore, count_events, update_tenant
 from tippen_rt.tenants import Tenant
 
-from ..conftest import make_batch
+from ..conftest import TRACKER_HEADERS, make_batch
 
 
 async def post(client: Any, body: object) -> Any:
-    return await client.post(
-        TRACK_PATH, data=orjson.dumps(body), headers={"Content-Type": "application/json"}
-    )
+    return await client.post(TRACK_PATH, data=orjson.dumps(body), headers=TRACKER_HEADERS)
 
 
 async def test_a_new_user_beyond_max_live_users_gets_429_and_existing_ones_keep_working(

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from tippen_rt.demo import DEMO_TENANT
+from tippen_rt.demo import DEMO_TENANT, SHORT_THRESHOLDS
 from tippen_rt.http import AppServices, create_app
 from tippen_rt.http._tracker_assets import (
     TRACKER_PATH,
@@ -16,7 +16,8 @@ from tippen_rt.http._tracker_assets import (
     etag_matches,
     tracker_dir,
 )
-from tippen_rt.persist import EventStore, create_tenant
+from tippen_rt.persist import EventStore, create_tenant, get_tenant_by_name, update_tenant
+from tippen_rt.tenants import TenantSettings
 
 #: What the service sends: the source, compacted.
 SOURCE = compact_script((tracker_dir() / "tippen-app-tracker.js").read_text()).encode()
@@ -121,3 +122,91 @@ async def test_sample_app_assets(demo_client: Any) -> None:
 async def _reloaded(services: AppServices) -> list[Any]:
     await services.tenants.reload()
     return services.tenants.all()
+
+
+async def test_the_sample_app_states_the_demo_tenants_own_thresholds(
+    demo_client: Any, store: EventStore
+) -> None:
+    await store.write(
+        lambda conn: update_tenant(
+            conn,
+            DEMO_TENANT,
+            settings=replace(
+                TenantSettings(),
+                stuck_on_page_s=240,
+                idle_after_s=45,
+                error_burst_count=5,
+                low_activity_min_events=4,
+                inactivity_s=3600,
+            ),
+        )
+    )
+    page = await (await demo_client.get("/demo/app", query_string={"tier": "paid"})).get_data()
+    text = page.decode()
+    assert 'data-preset="custom"' in text
+    assert '<span id="stuck-on-page">4 min</span>' in text
+    assert '<span id="idle-after">45 s</span>' in text
+    assert '<span id="error-burst-count">5</span>' in text
+    assert '<strong id="errors-needed">6</strong>' in text
+    assert '<span id="low-activity-min-events">4</span>' in text
+    assert '<span id="inactivity">1 h</span>' in text
+    # Who each trigger is for, and whether for this page's (paid) user.
+    assert "(free_trial users: not this page&#x27;s paid user)" in text
+    assert "(every tier: this page&#x27;s user too)" in text
+    assert 'data-tippen-heartbeat-interval=""' not in text  # 45 s idle: 22.5 s heartbeats
+    assert 'data-tippen-heartbeat-interval="22500"' in text
+    assert "{{" not in text
+
+
+async def test_the_sample_app_switches_the_demo_tenant_to_short_thresholds_and_back(
+    demo_client: Any, store: EventStore
+) -> None:
+    first = (await (await demo_client.get("/demo/app")).get_data()).decode()
+    assert 'data-preset="default"' in first
+    assert 'data-switch-to="short"' in first
+    assert '<span id="stuck-on-page">5 min</span>' in first
+    assert 'data-tippen-heartbeat-interval=""' in first  # the tracker's own 30 s
+
+    response = await demo_client.post("/demo/thresholds", json={"short": True})
+    assert response.status_code == 200
+    assert (await response.get_json())["preset"] == "short"
+    stored = await store.read(lambda conn: get_tenant_by_name(conn, DEMO_TENANT))
+    assert {name: getattr(stored.settings, name) for name in SHORT_THRESHOLDS} == (SHORT_THRESHOLDS)
+    assert stored.settings.presence_timeout_s == TenantSettings().presence_timeout_s
+    short = (await (await demo_client.get("/demo/app")).get_data()).decode()
+    assert 'data-preset="short"' in short
+    assert 'data-switch-to="default"' in short
+    assert '<span id="stuck-on-page">30 s</span>' in short
+    assert '<span id="low-activity-window">30 s</span>' in short
+    assert '<span id="inactivity">45 s</span>' in short
+    assert 'data-tippen-heartbeat-interval="7500"' in short  # two per idle_after_s
+    custom = (await (await demo_client.get("/demo/app?heartbeat=2000")).get_data()).decode()
+    assert 'data-tippen-heartbeat-interval="2000"' in custom
+
+    back = await demo_client.post("/demo/thresholds", json={"short": False})
+    assert (await back.get_json())["preset"] == "default"
+    stored = await store.read(lambda conn: get_tenant_by_name(conn, DEMO_TENANT))
+    assert stored.settings == TenantSettings()
+
+
+async def test_the_threshold_switch_is_for_the_demo_and_its_own_pages_only(
+    demo_client: Any, client: Any, store: EventStore
+) -> None:
+    off = await client.post("/demo/thresholds", json={"short": True})
+    assert off.status_code == 404  # not started with --demo
+    elsewhere = await demo_client.post(
+        "/demo/thresholds", json={"short": True}, headers={"Origin": "https://evil.example"}
+    )
+    assert elsewhere.status_code == 403
+    for bad in ({"short": "yes"}, {}, [True]):
+        response = await demo_client.post("/demo/thresholds", json=bad)
+        assert response.status_code == 400, bad
+        assert (await response.get_json())["error"]["field"] == "short"
+    form = await demo_client.post("/demo/thresholds", form={"short": "true"})
+    assert form.status_code == 400
+    stored = await store.read(lambda conn: get_tenant_by_name(conn, DEMO_TENANT))
+    assert stored.settings == TenantSettings()
+    own = await demo_client.post(
+        "/demo/thresholds", json={"short": True}, headers={"Origin": "http://localhost"}
+    )
+    assert own.status_code == 200

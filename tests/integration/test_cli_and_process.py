@@ -16,6 +16,7 @@ import pytest
 from tippen_rt.persist import database_lock
 from tippen_rt.tenants import hash_admin_token
 
+from ..conftest import ORIGIN
 from ..support.client import Client
 from ..support.server import running_server
 
@@ -35,13 +36,20 @@ def cli(
     )
 
 
-def add_tenant(db: Path, name: str = "acme", *origins: str) -> dict[str, str]:
+def add_tenant(
+    db: Path, name: str = "acme", *origins: str, server_sender: bool = False
+) -> dict[str, str]:
+    """``tenant add``; ``server_sender``: the test posts events as a server does,
+    without an Origin header (``tenant set --require-origin off``)."""
     args = ["tenant", "add", name, "--json"]
     for origin in origins:
         args += ["--origin", origin]
     result = cli(*args, db=db)
     assert result.returncode == 0, result.stderr
     created: dict[str, str] = orjson.loads(result.stdout)
+    if server_sender:
+        done = cli("tenant", "set", name, "--require-origin", "off", db=db)
+        assert done.returncode == 0, done.stderr
     return created
 
 
@@ -72,7 +80,7 @@ def test_tenant_list_and_duplicate_names(tmp_path: Path) -> None:
         {"name": "acme", "api_key": created["api_key"], "origins": []}
     ]
     again = cli("tenant", "add", "acme", db=db)
-    assert again.returncode == 1
+    assert again.returncode == 2
     assert "already exists" in again.stderr
 
 
@@ -85,7 +93,7 @@ def test_the_database_comes_from_the_environment(tmp_path: Path) -> None:
 
 def test_bad_origin_and_bad_setting_are_clear_errors(tmp_path: Path) -> None:
     bad_origin = cli("tenant", "add", "x", "--origin", "app.example.com/path", db=tmp_path / "a.db")
-    assert bad_origin.returncode == 1 and "origin" in bad_origin.stderr
+    assert bad_origin.returncode == 2 and "origin" in bad_origin.stderr
     bad_env = cli("serve", env={"TIPPEN_PORT": "eighty"}, db=tmp_path / "a.db")
     assert bad_env.returncode == 2 and "TIPPEN_PORT" in bad_env.stderr
 
@@ -93,7 +101,7 @@ def test_bad_origin_and_bad_setting_are_clear_errors(tmp_path: Path) -> None:
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 def test_signals_stop_the_service_cleanly(tmp_path: Path, sig: int) -> None:
     db = tmp_path / "t.db"
-    created = add_tenant(db)
+    created = add_tenant(db, server_sender=True)
     with running_server(db) as server:
         client = Client(server.url)
         status, body = client.post_json(
@@ -164,7 +172,7 @@ def test_a_port_in_use_is_one_line(tmp_path: Path) -> None:
 
 def test_tenant_set_changes_the_running_service(tmp_path: Path) -> None:
     db = tmp_path / "t.db"
-    api_key = add_tenant(db)["api_key"]
+    api_key = add_tenant(db, "acme", ORIGIN)["api_key"]
 
     def send() -> tuple[int, object]:
         client = Client(server.url)
@@ -177,6 +185,7 @@ def test_tenant_set_changes_the_running_service(tmp_path: Path) -> None:
                     "subscriptionTier": "paid",
                     "events": [{"type": "heartbeat", "timestamp": time.time() * 1000}],
                 },
+                {"Origin": ORIGIN},
             )
         finally:
             client.close()

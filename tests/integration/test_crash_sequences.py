@@ -542,7 +542,9 @@ class Run:
         self.db = self.tmp_path / "tippen.db"
         conn = open_database(self.db)
         try:
-            tenant, token = create_tenant(conn, "acme")
+            # The model posts as a server would: without an Origin header.
+            server = TenantSettings(require_origin=False)
+            tenant, token = create_tenant(conn, "acme", settings=server)
         finally:
             conn.close()
         self.tenant_id, self.api_key, self.admin_token = tenant.id, tenant.api_key, token

@@ -19,7 +19,7 @@ EVENTS_PER_BATCH = 20
 
 def test_acknowledged_events_survive_kill_9(tmp_path: Path) -> None:
     db = tmp_path / "t.db"
-    api_key = add_tenant(db)["api_key"]
+    api_key = add_tenant(db, server_sender=True)["api_key"]
     acked: list[str] = []  # event markers the server acknowledged
     lock = threading.Lock()
 
@@ -66,7 +66,7 @@ def test_acknowledged_events_survive_kill_9(tmp_path: Path) -> None:
 
 def test_kill_9_mid_load_loses_only_unacknowledged_batches(tmp_path: Path) -> None:
     db = tmp_path / "t.db"
-    api_key = add_tenant(db)["api_key"]
+    api_key = add_tenant(db, server_sender=True)["api_key"]
     acked: list[str] = []
     lock = threading.Lock()
     stop = threading.Event()

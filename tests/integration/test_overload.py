@@ -39,7 +39,7 @@ def rss_kib(pid: int) -> int:
 
 def test_overload_sheds_keeps_acknowledged_events_and_recovers(tmp_path: Path) -> None:
     db = tmp_path / "t.db"
-    api_key = add_tenant(db)["api_key"]
+    api_key = add_tenant(db, server_sender=True)["api_key"]
     statuses: Counter[int] = Counter()
     retry_after_missing = 0
     acked: list[str] = []

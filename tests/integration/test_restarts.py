@@ -50,10 +50,12 @@ def env_for(redis: RedisServer | None) -> dict[str, str]:
 
 def make_tenant(db: Path, **thresholds: float) -> str:
     api_key = add_tenant(db)["api_key"]
+    # The test posts as a server does: without an Origin header.
+    settings = TenantSettings(require_origin=False, **thresholds)  # type: ignore[arg-type]
     conn = open_database(db)
     with conn:
         conn.execute("BEGIN IMMEDIATE")
-        update_tenant(conn, "acme", settings=TenantSettings(**thresholds))  # type: ignore[arg-type]
+        update_tenant(conn, "acme", settings=settings)
     conn.close()
     return api_key
 

@@ -26,7 +26,7 @@ LIMITS = {
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[tuple[ServerProcess, str]]:
     db = tmp_path / "t.db"
-    api_key = add_tenant(db)["api_key"]
+    api_key = add_tenant(db, server_sender=True)["api_key"]
     with running_server(db, env=LIMITS) as running:
         yield running, api_key
 

@@ -7,7 +7,7 @@
     '/demo/app/billing': 'page-billing',
     '/demo/app/settings': 'page-settings'
   };
-  var clicks = 0;
+  var clicks = 0, tries = 0, thrown = 0;
 
   function render() {
     var id = pages[location.pathname.replace(/\/$/, '')] || 'page-home';
@@ -50,11 +50,39 @@
       case 'reject':
         Promise.reject(new Error('Demo failure: request rejected'));
         break;
+      case 'throw-error':
+        // A different message each time: the tracker reports one error once in 10 s.
+        thrown += 1;
+        throw new Error('Demo failure #' + thrown + ': the note could not be saved');
+      case 'keep-trying':
+        tries += 1;
+        document.getElementById('tries').textContent = String(tries);
+        break;
+      case 'switch-thresholds':
+        switchThresholds(button);
+        break;
       case 'secret-button':
         status.textContent = 'Recovery codes: (hidden in this demo)';
         break;
     }
   });
+
+  // The demo tenant's short thresholds on or off; the page comes back with them.
+  function switchThresholds(button) {
+    var status = document.getElementById('switch-status');
+    button.disabled = true;
+    fetch('/demo/thresholds', {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json' },
+      body: JSON.stringify({ short: button.getAttribute('data-switch-to') === 'short' })
+    }).then(function (response) {
+      if (response.ok) return location.reload();
+      return response.json().then(function (body) { throw new Error(body.error.message); });
+    }).catch(function (e) {
+      status.textContent = 'Could not switch: ' + e.message;
+      button.disabled = false;
+    });
+  }
 
   document.addEventListener('submit', function (e) {
     e.preventDefault(); // the demo keeps everything in the page

@@ -25,7 +25,7 @@ from ._messages import (
 from ._presence import Presence, PresenceNow, presence_at
 from ._recovery import RecoveryReport, recover
 from ._registry import Key, Registry, feed_channels
-from ._rules import RULES, RuleResult, Step, evaluate, session_end_at
+from ._rules import RULES, RuleResult, Step, evaluate, in_words, session_end_at
 from ._snapshotter import Snapshotter
 from ._state import UserState, apply_batch, new_state
 from ._summary_writer import SummaryWriter, summary_row
@@ -65,6 +65,7 @@ __all__ = [
     "encode_state",
     "evaluate",
     "feed_channels",
+    "in_words",
     "new_state",
     "presence_at",
     "recover",

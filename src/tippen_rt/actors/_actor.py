@@ -92,7 +92,7 @@ async def run_user_actor(
                     state = step.state
                     if not host.publish(mailbox, state, changed, now):
                         return  # dropped meanwhile
-                    if step.fired or step.cleared or step.left:
+                    if step.fired or step.cleared or step.left or step.switched_off:
                         with trio.CancelScope(shield=True):
                             await host.announce(step, now)
                     deadline = clock.to_trio(step.next_at)

@@ -36,7 +36,7 @@ class AlertSent:
 
 @dataclass(frozen=True, slots=True)
 class SettingsChanged:
-    """The tenant's thresholds changed."""
+    """The tenant's settings changed (thresholds, triggers on or off, their tiers)."""
 
     settings: TenantSettings
 
@@ -58,12 +58,15 @@ class TriggerFired:
 
 @dataclass(frozen=True, slots=True)
 class TriggerCleared:
-    """An episode ended: the user recovered, or left (``user_left``)."""
+    """An episode ended: the user recovered, or left (``user_left``), or the
+    trigger no longer applies to them (``switched_off``: turned off, or not for
+    their tier)."""
 
     state: UserState
     trigger: Trigger
     at: float
     user_left: bool = False
+    switched_off: bool = False
 
 
 @dataclass(frozen=True, slots=True)

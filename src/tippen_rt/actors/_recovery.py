@@ -195,17 +195,18 @@ async def _recover(
         state = _replay(snapshot, batches, starts, alive_until, tenant.settings, key[0])
         if state is not None:
             restored[key] = state
-    for key, (snapshot_state, _) in states.items():
-        if key not in restored and key[0] not in tenants:
-            restored[key] = snapshot_state  # dropped below, with a warning
-
     for key, state in restored.items():
-        tenant = tenants.get(key[0])
-        if tenant is None:
-            log.warning("snapshot of %s belongs to no tenant; dropped", key)
-            continue
-        registry.restore(state, tenant.settings)
+        registry.restore(state, tenants[key[0]].settings)
         report.users_restored += 1
+    # A removed tenant's users (tippen-rt tenant remove) do not come back, and
+    # their snapshots go: tenant ids are never reused, but Redis outlives SQLite rows.
+    orphans = [key for key in states.keys() | unusable if key[0] not in tenants]
+    if orphans and snapshots is not None:
+        log.warning("%d snapshots belong to no tenant (removed): deleted", len(orphans))
+        try:
+            await snapshots.delete(orphans)
+        except Exception as exc:
+            log.error("could not delete them from %s: %s", snapshots.name, exc)
     return report
 
 

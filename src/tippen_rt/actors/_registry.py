@@ -124,7 +124,8 @@ class Registry:
         return await self._send_if_live((tenant_id, user_id), AlertSent(at))
 
     async def settings_changed(self, tenant_id: int, settings: TenantSettings) -> None:
-        """Give every live actor of a tenant its new thresholds."""
+        """Give every live actor of a tenant its new settings; each runs its rules with
+        them at once (a trigger turned off closes its open episodes)."""
         for key in [k for k in self._mailboxes if k[0] == tenant_id]:
             await self._send_if_live(key, SettingsChanged(settings))
 
@@ -143,15 +144,36 @@ class Registry:
 
         Returns False if the user was not live.
         """
-        key = (tenant_id, user_id)
-        mailbox = self._forget_mailbox(key)
-        self._receivers.pop(key, None)
-        self._latest.pop(key, None)
-        self._ended_states.pop(key, None)
+        mailbox = self._unlink((tenant_id, user_id))
         if mailbox is None:
             return False
         await mailbox.aclose()
         return True
+
+    def drop_tenant(self, tenant_id: int) -> list[str]:
+        """End every live actor of a tenant without a summary or goodbye (the
+        tenant was removed with its data); return the user ids.
+
+        Their keys are marked changed: with no state left, the snapshotter
+        deletes their snapshots in its next round.
+        """
+        live = [key for key in self._mailboxes if key[0] == tenant_id]
+        ended = [key for key in self._ended_states if key[0] == tenant_id]
+        for key in [*live, *ended]:
+            mailbox = self._unlink(key)
+            if mailbox is not None:
+                mailbox.close()
+            for dirty in self._dirty:
+                dirty.add(key)
+        return [user_id for _, user_id in live]
+
+    def _unlink(self, key: Key) -> trio.MemorySendChannel[MailboxMessage] | None:
+        """Forget ``key``'s actor and states; its mailbox (None if not live)."""
+        mailbox = self._forget_mailbox(key)
+        self._receivers.pop(key, None)
+        self._latest.pop(key, None)
+        self._ended_states.pop(key, None)
+        return mailbox
 
     def restore(self, state: UserState, settings: TenantSettings) -> None:
         """Recreate the actor for a state saved before a restart.
@@ -221,6 +243,9 @@ class Registry:
         ]
         messages += [TriggerCleared(state, trigger, now) for trigger in step.cleared]
         messages += [TriggerCleared(state, trigger, now, user_left=True) for trigger in step.left]
+        messages += [
+            TriggerCleared(state, trigger, now, switched_off=True) for trigger in step.switched_off
+        ]
         try:
             for message in messages:
                 await self._triggers_out.send(message)

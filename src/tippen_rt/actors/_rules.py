@@ -22,8 +22,6 @@ from ._presence import Presence, PresenceNow, away_at, presence_at
 from ._state import UserState
 from ._triggers import Trigger
 
-FREE_TRIAL = "free_trial"
-
 
 @dataclass(frozen=True, slots=True)
 class RuleResult:
@@ -101,12 +99,10 @@ def stuck_on_page(
 def low_activity(
     s: UserState, now: float, th: TenantSettings, p: PresenceNow, opened_at: float | None
 ) -> RuleResult:
-    """Free trial: fewer than N interactions in the window, the page visible all along.
+    """Fewer than N interactions in the window, the page visible all along.
 
     An open episode lasts until interactions pick up.
     """
-    if s.tier != FREE_TRIAL:
-        return NOT_FIRING
     window, needed = th.low_activity_window_s, th.low_activity_min_events
     if needed <= 0:
         return NOT_FIRING
@@ -121,16 +117,14 @@ def low_activity(
     fires_at = max(max(s.session_started_at, _there_since(s)) + window, quiet_from)
     if now >= fires_at:
         count = sum(1 for t in recent if t > now - window)
-        return RuleResult(
-            True, None, f"{count} interactions in the last {in_words(window)} (free trial)"
-        )
+        return RuleResult(True, None, f"{count} interactions in the last {in_words(window)}")
     return RuleResult(False, fires_at)
 
 
 def multiple_errors(
     s: UserState, now: float, th: TenantSettings, p: PresenceNow, opened_at: float | None
 ) -> RuleResult:
-    """More than N errors within the error window (any tier), the page alive."""
+    """More than N errors within the error window, the page alive."""
     n, window = th.error_burst_count, th.error_window_s
     recent = s.recent_errors
     if len(recent) <= n or (opened_at is None and not p.presence.is_there):
@@ -147,12 +141,10 @@ def multiple_errors(
 def long_inactivity(
     s: UserState, now: float, th: TenantSettings, p: PresenceNow, opened_at: float | None
 ) -> RuleResult:
-    """Free trial: no input of any kind for ``inactivity_s`` while the page is visible.
+    """No input of any kind for ``inactivity_s`` while the page is visible.
 
     An open episode lasts until the next input.
     """
-    if s.tier != FREE_TRIAL:
-        return NOT_FIRING
     last = s.last_input_at
     if opened_at is not None:
         return RuleResult(last is None or last <= opened_at, None)
@@ -188,6 +180,9 @@ class Step:
     session_over: bool
     #: Episodes that ended because the user left (away, or the session over).
     left: tuple[Trigger, ...] = ()
+    #: Episodes that ended because their trigger no longer applies to the user:
+    #: the tenant turned it off, or it no longer covers the user's tier.
+    switched_off: tuple[Trigger, ...] = ()
 
 
 def evaluate(s: UserState, now: float, th: TenantSettings) -> Step:
@@ -198,6 +193,8 @@ def evaluate(s: UserState, now: float, th: TenantSettings) -> Step:
     or leaves: heartbeats stop (``away``) or the session ends.  Nothing fires
     for a user who is away, nor for one restored after a restart before
     anything from them arrived (their tracker retries within seconds).
+    A trigger the tenant turned off, or whose tiers leave out the user's, is
+    not run at all; its open episode closes as ``switched_off``.
     """
     end_at = session_end_at(s, th)
     if now >= end_at:
@@ -210,6 +207,7 @@ def evaluate(s: UserState, now: float, th: TenantSettings) -> Step:
     fired: list[tuple[Trigger, str]] = []
     cleared: list[Trigger] = []
     left: list[Trigger] = []
+    switched_off: list[Trigger] = []
     next_at = end_at
     if p.next_change_at is not None and p.next_change_at < next_at:
         next_at = p.next_change_at
@@ -218,6 +216,10 @@ def evaluate(s: UserState, now: float, th: TenantSettings) -> Step:
         if left_now:
             if opened_at is not None:
                 left.append(trigger)
+            continue
+        if not th.trigger_applies(trigger, s.tier):
+            if opened_at is not None:
+                switched_off.append(trigger)
             continue
         result = rule(s, now, th, p, opened_at)
         if result.next_change_at is not None and result.next_change_at < next_at:
@@ -229,9 +231,9 @@ def evaluate(s: UserState, now: float, th: TenantSettings) -> Step:
         elif not result.firing and opened_at is not None:
             cleared.append(trigger)
     presence_changed = p.presence != s.presence or p.since != s.presence_since
-    if not fired and not cleared and not left and not presence_changed:
+    if not fired and not cleared and not left and not switched_off and not presence_changed:
         return Step(s, (), (), next_at, False)
-    ended = set(cleared) | set(left)
+    ended = set(cleared) | set(left) | set(switched_off)
     active = [entry for entry in s.active if entry[0] not in ended]
     active += [(trigger, now, reason) for trigger, reason in fired]
     last_fired = dict(s.last_fired)
@@ -251,4 +253,6 @@ def evaluate(s: UserState, now: float, th: TenantSettings) -> Step:
         presence=p.presence.value,
         presence_since=p.since,
     )
-    return Step(state, tuple(fired), tuple(cleared), next_at, False, tuple(left))
+    return Step(
+        state, tuple(fired), tuple(cleared), next_at, False, tuple(left), tuple(switched_off)
+    )

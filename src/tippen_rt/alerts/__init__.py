@@ -17,7 +17,14 @@ from ._notifier import (
     NotifierStats,
     TenantLookup,
 )
-from ._render import Message, render_alert, user_activity_url, video_call_url
+from ._render import (
+    Message,
+    duration_in_words,
+    render_alert,
+    user_activity_url,
+    utc_time,
+    video_call_url,
+)
 from ._slack import (
     SLACK_API_URL,
     ClientOptions,
@@ -50,6 +57,7 @@ __all__ = [
     "SlackTarget",
     "TenantLookup",
     "add_alert_commands",
+    "duration_in_words",
     "mask",
     "mask_url",
     "render_alert",
@@ -60,5 +68,6 @@ __all__ = [
     "send_test_message",
     "slack_target",
     "user_activity_url",
+    "utc_time",
     "video_call_url",
 ]

@@ -1,5 +1,6 @@
-"""Operator commands: ``tippen-rt tenant set`` (Slack, video calls, rate limit) and
-``tippen-rt slack test``.  ``tippen_rt.cli`` adds them to its parser."""
+"""Operator commands: ``tippen-rt tenant set`` (every per-tenant setting),
+``tippen-rt tenant show`` and ``tippen-rt slack test``.  ``tippen_rt.cli`` adds
+them to its parser."""
 
 from __future__ import annotations
 
@@ -7,14 +8,31 @@ import argparse
 import dataclasses
 import secrets
 import sys
+import time
 from typing import Any
 from urllib.parse import urlsplit
 
 from ..config import Settings
-from ..persist import NoSuchTenant, get_tenant_by_name, open_database, update_tenant
-from ..tenants import DEFAULT_VIDEO_CALL_TEMPLATE, Tenant, TenantSettings, normalize_origin
+from ..events import TIERS
+from ..persist import (
+    NoSuchTenant,
+    ServedSettings,
+    get_tenant_by_name,
+    open_database,
+    read_served_settings,
+    update_tenant,
+)
+from ..tenants import (
+    DEFAULT_TRIGGER_TIERS,
+    DEFAULT_VIDEO_CALL_TEMPLATE,
+    TRIGGERS,
+    Tenant,
+    TenantSettings,
+    normalize_origin,
+)
 from ._check import send_test_message
-from ._slack import ClientOptions, SlackDefaults, SlackError, slack_target
+from ._render import duration_in_words, utc_time
+from ._slack import ClientOptions, SlackDefaults, SlackError, mask, slack_target
 
 
 def add_alert_commands(
@@ -24,22 +42,29 @@ def add_alert_commands(
     """Add ``tenant set`` and ``slack test`` to the CLI's parsers."""
     tset = tenant_commands.add_parser(
         "set",
-        help="set a tenant's Slack target, video call link, alert rate limit and thresholds",
+        help="set a tenant's Slack target, video call link, alert rate limit, origins,"
+        " identity verification, triggers and thresholds",
         description="Change a tenant's settings; with no options, show them. "
         "An empty value ('') removes a setting. The running service picks changes "
         "up within 10 seconds.",
     )
     tset.add_argument("name")
     tset.add_argument(
-        "--slack-webhook-url", metavar="URL", help="post alerts to this Slack incoming webhook"
+        "--slack-webhook-url",
+        metavar="URL",
+        help="post alerts to this Slack incoming webhook (default: none; the service's"
+        " TIPPEN_SLACK_WEBHOOK_URL, if set)",
     )
     tset.add_argument(
         "--slack-bot-token",
         metavar="TOKEN",
-        help="post alerts with this bot token (xoxb-...); '-' reads it from stdin",
+        help="post alerts with this bot token (xoxb-...); '-' reads it from stdin"
+        " (default: none; a bot token wins over a webhook)",
     )
     tset.add_argument(
-        "--slack-channel", metavar="CHANNEL", help="the bot's channel, e.g. #support or C0123ABCD"
+        "--slack-channel",
+        metavar="CHANNEL",
+        help="the bot's channel, e.g. #support or C0123ABCD (default: none)",
     )
     tset.add_argument(
         "--video-call-template",
@@ -60,21 +85,54 @@ def add_alert_commands(
         action="append",
         default=[],
         metavar="ORIGIN",
-        help="allow a page origin to send events, e.g. https://app.example.com (repeatable)",
+        help="allow a page origin to send events, e.g. https://app.example.com (repeatable;"
+        " default: the origins given to `tenant add`)",
     )
     tset.add_argument(
         "--remove-origin",
         action="append",
         default=[],
         metavar="ORIGIN",
-        help="stop allowing an origin (repeatable)",
+        help="stop allowing an origin (repeatable; default: none removed)",
     )
     tset.add_argument(
         "--identity",
         choices=("off", "on", "required"),
         help="identity verification: 'on' checks a userHash when one is sent, 'required'"
         " refuses events without a valid one (docs/tracker.md); the secret is made on first"
-        " use and shown by `tippen-rt tenant show NAME --secret identity`",
+        " use and shown by `tippen-rt tenant show NAME --secret identity` (default off)",
+    )
+    tset.add_argument(
+        "--require-origin",
+        choices=("on", "off"),
+        help="'on' refuses event batches without an Origin header (browsers always send"
+        " one); 'off' lets a server post events, which should then prove its users with"
+        " --identity required (default on)",
+    )
+    tset.add_argument(
+        "--trigger",
+        action="append",
+        default=[],
+        metavar="NAME=on|off",
+        dest="triggers",
+        help="turn a support trigger on or off, e.g. --trigger low_activity=off; repeatable."
+        f" Triggers: {', '.join(TRIGGERS)} (default: all on). Open alerts of a trigger"
+        " turned off close",
+    )
+    tset.add_argument(
+        "--trigger-tiers",
+        action="append",
+        default=[],
+        metavar="NAME=TIERS",
+        dest="trigger_tiers",
+        help="the subscription tiers a trigger applies to: a comma-separated list of"
+        f" {', '.join(TIERS)}, or 'all', or 'default', e.g. --trigger-tiers"
+        " stuck_on_page=paid,enterprise; repeatable (default: "
+        + "; ".join(
+            f"{t} {'all' if tiers == TIERS else ','.join(tiers)}"
+            for t, tiers in DEFAULT_TRIGGER_TIERS.items()
+        )
+        + ")",
     )
     tset.add_argument(
         "--set",
@@ -83,8 +141,8 @@ def add_alert_commands(
         metavar="NAME=VALUE",
         dest="thresholds",
         help="a trigger, presence or retention threshold (seconds, counts or days), e.g. "
-        "--set stuck_on_page_s=180; repeatable. Names: "
-        + ", ".join(TenantSettings.THRESHOLDS)
+        "--set stuck_on_page_s=180; repeatable. Names and defaults: "
+        + ", ".join(f"{n}={getattr(TenantSettings(), n):g}" for n in TenantSettings.THRESHOLDS)
         + " (docs/presence.md says what each does)",
     )
 
@@ -120,7 +178,22 @@ def check_video_call_template(template: str) -> str:
     return template
 
 
-def _changes(args: argparse.Namespace) -> dict[str, Any]:
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Changes:
+    """What ``tenant set`` was asked to change, checked before the database is opened."""
+
+    fields: dict[str, Any]
+    switched: dict[str, bool]
+    tiers: dict[str, tuple[str, ...] | None]
+
+    def __bool__(self) -> bool:
+        return bool(self.fields or self.switched or self.tiers)
+
+    def apply(self, settings: TenantSettings) -> TenantSettings:
+        return dataclasses.replace(settings, **self.fields).with_triggers(self.switched, self.tiers)
+
+
+def _changes(args: argparse.Namespace) -> _Changes:
     changes: dict[str, Any] = {}
     if args.slack_webhook_url is not None:
         url = args.slack_webhook_url.strip()
@@ -143,7 +216,12 @@ def _changes(args: argparse.Namespace) -> dict[str, Any]:
             raise ValueError("--alert-rate-limit-min must not be negative")
         changes["alert_rate_limit_s"] = args.alert_rate_limit_min * 60
     changes.update(TenantSettings.threshold_changes(args.thresholds))
-    return changes
+    if args.require_origin is not None:
+        changes["require_origin"] = args.require_origin == "on"
+    if args.identity is not None:
+        changes["require_user_hash"] = args.identity == "required"
+    switched, tiers = TenantSettings.trigger_changes(args.triggers, args.trigger_tiers)
+    return _Changes(changes, switched, tiers)
 
 
 def _new_origins(current: tuple[str, ...], add: list[str], remove: list[str]) -> list[str] | None:
@@ -183,13 +261,26 @@ def _describe(tenant: Tenant, defaults: SlackDefaults) -> list[str]:
     if s.slack_bot_token and not s.slack_channel:
         slack += "; the bot token has no channel"
     limit = s.alert_rate_limit_s / 60
+    origin = (
+        "required (batches without an Origin header are refused)"
+        if s.require_origin
+        else "not required (servers may post events; verify identity)"
+    )
+    width = max(len(t) for t in TRIGGERS)
+    triggers = [
+        f"{t:<{width}}  {'off' if t in s.triggers_off else 'on '}  "
+        + ("all tiers" if s.tiers_of(t) == TIERS else ", ".join(s.tiers_of(t)))
+        for t in TRIGGERS
+    ]
     return [
         f"tenant:       {tenant.name}",
         f"slack:        {slack}",
         f"video calls:  {s.video_call_template}",
         f"origins:      {', '.join(tenant.origins) or '(none: browsers are refused)'}",
+        f"origin hdr:   {origin}",
         f"identity:     {identity_mode(tenant)}",
         f"rate limit:   {'none' if limit == 0 else f'one Slack alert per user per {limit:g} min'}",
+        "triggers:     " + "\n              ".join(triggers),
         "thresholds:   "
         + ", ".join(f"{name}={getattr(s, name):g}" for name in TenantSettings.THRESHOLDS),
     ]
@@ -214,9 +305,7 @@ def run_tenant_set(args: argparse.Namespace, settings: Settings) -> int:
         with conn:
             conn.execute("BEGIN IMMEDIATE")
             tenant = get_tenant_by_name(conn, args.name)
-            if args.identity is not None:
-                changes["require_user_hash"] = args.identity == "required"
-            new: TenantSettings = dataclasses.replace(tenant.settings, **changes)
+            new = changes.apply(tenant.settings)
             if new.slack_bot_token and not new.slack_channel:
                 raise ValueError("a bot token needs a channel: add --slack-channel")
             origins = _new_origins(tenant.origins, args.add_origin, args.remove_origin)
@@ -226,9 +315,12 @@ def run_tenant_set(args: argparse.Namespace, settings: Settings) -> int:
                 tenant = update_tenant(
                     conn, args.name, settings=new, origins=origins, identity_secret=secret
                 )
-    except (NoSuchTenant, ValueError) as exc:
+    except NoSuchTenant as exc:
         print(f"tippen-rt: {exc}", file=sys.stderr)
-        return 1
+        return 2
+    except ValueError as exc:  # bad input: nothing was saved
+        print(f"tippen-rt: {exc}", file=sys.stderr)
+        return 2
     finally:
         conn.close()
     for line in _describe(tenant, SlackDefaults.from_settings(settings)):
@@ -254,7 +346,7 @@ def run_tenant_show(args: argparse.Namespace, settings: Settings) -> int:
     """``tippen-rt tenant show NAME [--secret identity]``: the tenant, secrets masked."""
     tenant = _load_tenant(settings, args.name)
     if tenant is None:
-        return 1
+        return 2
     if args.secret == "identity":
         if not tenant.identity_secret:
             print(
@@ -262,10 +354,18 @@ def run_tenant_show(args: argparse.Namespace, settings: Settings) -> int:
                 f" `tippen-rt tenant set {tenant.name} --identity on`",
                 file=sys.stderr,
             )
-            return 1
+            return 2
         print(tenant.identity_secret)
         return 0
     print(f"api key:      {tenant.api_key}   (public: goes in the script tag)")
+    previous, until = tenant.previous_api_key, tenant.previous_api_key_expires_at
+    if previous and until is not None:
+        now_ms = time.time_ns() // 1_000_000
+        if tenant.accepts_api_key(previous, now_ms):
+            ends = f"works until {utc_time(until)} (another {duration_in_words(until - now_ms)})"
+        else:
+            ends = f"stopped {utc_time(until)}"
+        print(f"old api key:  {mask(previous)} {ends} (`tippen-rt tenant rotate-key`)")
     print("admin token:  (stored hashed; `tippen-rt tenant rotate-admin-token` makes a new one)")
     for line in _describe(tenant, SlackDefaults.from_settings(settings)):
         print(line)
@@ -273,14 +373,19 @@ def run_tenant_show(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def run_slack_command(args: argparse.Namespace, settings: Settings) -> int:
-    """``tippen-rt slack test --tenant NAME``: 0 if Slack took the test message, else 1."""
+    """``tippen-rt slack test --tenant NAME``: 0 if Slack took the test message, 1 if
+    it did not, 2 if there is no such tenant or it has no Slack target."""
     tenant = _load_tenant(settings, args.tenant)
     if tenant is None:
-        return 1
+        return 2
+    served = _served_settings(settings)
+    public_url = served.public_url if served.public_url is not None else settings.public_url
+    if served.slack_api_url:
+        settings = dataclasses.replace(settings, slack_api_url=served.slack_api_url)
     defaults = SlackDefaults.from_settings(settings)
     try:
         target, posted = send_test_message(
-            tenant, defaults, settings.public_url, ClientOptions.from_settings(settings)
+            tenant, defaults, public_url, ClientOptions.from_settings(settings)
         )
     except SlackError as exc:
         if slack_target(tenant.settings, defaults) is None:
@@ -290,11 +395,26 @@ def run_slack_command(args: argparse.Namespace, settings: Settings) -> int:
                 "`--slack-bot-token TOKEN --slack-channel CHANNEL`",
                 file=sys.stderr,
             )
-        else:
-            print(f"tippen-rt: Slack did not take the test message: {exc}", file=sys.stderr)
+            return 2
+        print(f"tippen-rt: Slack did not take the test message: {exc}", file=sys.stderr)
         return 1
     where = f" (channel {posted.channel}, ts {posted.ts})" if posted.ts else ""
     print(f"sent a test alert to {target.describe()}{where}")
-    if not settings.public_url:
-        print("note: TIPPEN_PUBLIC_URL is not set, so alerts have no 'View User Activity' link")
+    if not public_url:
+        print(
+            "note: TIPPEN_PUBLIC_URL is not set for the service, so alerts have no"
+            " 'View User Activity' link"
+        )
+    elif served.public_url is not None:
+        print(f"links go to {public_url} (the public URL the service last started with)")
     return 0
+
+
+def _served_settings(settings: Settings) -> ServedSettings:
+    """What the service last started with on this database (``tippen-rt serve``
+    records it): its public URL and Slack API root win over this shell's."""
+    conn = open_database(settings.db_path)
+    try:
+        return read_served_settings(conn)
+    finally:
+        conn.close()

@@ -42,6 +42,7 @@ from ..persist import (
     PENDING,
     RECOVERED,
     SENT,
+    SWITCHED_OFF,
     USER_LEFT,
     Alert,
     EventStore,
@@ -211,7 +212,7 @@ class Notifier:
     ) -> Notifier:
         """The service's notifier: defaults, links and retry policy from ``settings``."""
         slack = SlackDefaults.from_settings(settings)
-        if not settings.public_url:
+        if not settings.public_url and not settings.demo:  # the demo links to itself
             log.warning("TIPPEN_PUBLIC_URL is not set: Slack alerts will not link to the dashboard")
         if slack.webhook_url or (slack.bot_token and slack.channel):
             target = slack_target(TenantSettings(), slack)
@@ -339,7 +340,12 @@ class Notifier:
 
     async def _fired(self, message: TriggerFired) -> None:
         state = message.state
-        _, settings = await self._tenant(state.tenant_id)
+        tenant, settings = await self._tenant(state.tenant_id)
+        if tenant is None:
+            # Removed (tippen-rt tenant remove) while its user was live: the
+            # actor is being dropped; nobody is to be paged about it.
+            log.info("trigger for %s/%s ignored: no such tenant", state.tenant_id, state.user_id)
+            return
         target = slack_target(settings, self._slack)
         new = NewAlert(
             tenant_id=state.tenant_id,
@@ -397,6 +403,11 @@ class Notifier:
     async def _cleared(self, message: TriggerCleared) -> None:
         state = message.state
         at, now = int(message.at * 1000), self._clock.now_ms()
+        resolution = RECOVERED
+        if message.user_left:
+            resolution = USER_LEFT
+        elif message.switched_off:
+            resolution = SWITCHED_OFF
         resolved = await self._store.write(
             lambda c: resolve_alerts(
                 c,
@@ -405,7 +416,7 @@ class Notifier:
                 message.trigger.value,
                 at=at,
                 now=now,
-                resolution=USER_LEFT if message.user_left else RECOVERED,
+                resolution=resolution,
             )
         )
         for alert in resolved:

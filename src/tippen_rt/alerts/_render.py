@@ -31,7 +31,7 @@ from slack_sdk.models.blocks import (
 )
 
 from ..actors import Trigger
-from ..persist import SUPERSEDED, USER_LEFT, Alert
+from ..persist import SUPERSEDED, SWITCHED_OFF, USER_LEFT, Alert
 from ..tenants import Tenant
 
 log = logging.getLogger(__name__)
@@ -141,11 +141,14 @@ def duration_in_words(ms: int) -> str:
     return f"{h} h {m} min" if m else f"{h} h"
 
 
+def utc_time(ms: int) -> str:
+    """``1748779200000`` -> ``2025-06-01 12:00 UTC``."""
+    return datetime.fromtimestamp(int(ms // 1000), UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
 def slack_date(ms: int) -> str:
     """A time Slack shows in each reader's own time zone (UTC as the fallback)."""
-    seconds = int(ms // 1000)
-    fallback = datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%d %H:%M UTC")
-    return f"<!date^{seconds}^{{date_short_pretty}} {{time}}|{fallback}>"
+    return f"<!date^{int(ms // 1000)}^{{date_short_pretty}} {{time}}|{utc_time(ms)}>"
 
 
 def _who(alert: Alert) -> str:
@@ -158,6 +161,8 @@ def _headline(alert: Alert, test: bool) -> str:
         return f":test_tube: Test alert: {words}"
     if alert.resolution == USER_LEFT:
         return f":door: User left: {words}"
+    if alert.resolution == SWITCHED_OFF:
+        return f":no_bell: Trigger turned off: {words}"
     if alert.resolved_at is not None:
         return f":white_check_mark: Resolved: {words}"
     if alert.acknowledged_at is not None:
@@ -181,6 +186,11 @@ def _status_lines(alert: Alert, tenant_name: str, test: bool) -> list[str]:
             lines.append(
                 f":white_check_mark: Closed {slack_date(alert.resolved_at)}: "
                 "a newer alert for the same trigger replaced it"
+            )
+        elif alert.resolution == SWITCHED_OFF:
+            lines.append(
+                f":no_bell: Closed {slack_date(alert.resolved_at)}: this trigger was turned"
+                " off for this user (`tippen-rt tenant set`: off, or not for their tier)"
             )
         elif alert.resolution == USER_LEFT:
             lines.append(

@@ -11,6 +11,7 @@ Everything here blocks; the notifier runs it with ``trio.to_thread.run_sync``.
 
 from __future__ import annotations
 
+import re
 import socket
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -105,10 +106,12 @@ def slack_target(settings: TenantSettings, defaults: SlackDefaults) -> SlackTarg
 
 
 def mask(secret: str) -> str:
-    """``xoxb-1234-abcd...`` -> ``xoxb-…abcd``: enough to tell tokens apart."""
+    """``xoxb-1234-abcd...`` -> ``xoxb-…abcd``, ``client_Xy...`` -> ``client_…abcd``:
+    the kind of secret and enough to tell two apart."""
     if len(secret) <= 8:
         return "…"
-    return f"{secret[:5]}…{secret[-4:]}"
+    kind = re.match(r"[a-z]{1,7}[-_]", secret)
+    return f"{kind.group() if kind else secret[:5]}…{secret[-4:]}"
 
 
 def mask_url(url: str) -> str:

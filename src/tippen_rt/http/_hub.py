@@ -259,6 +259,7 @@ class Hub:
                     "trigger": message.trigger.value,
                     "title": message.trigger.in_words,
                     "userLeft": message.user_left,
+                    "switchedOff": message.switched_off,
                     "at": int(message.at * 1000),
                 },
             )

@@ -1,7 +1,8 @@
 """``POST /api/track/user-activity``: validate, store, acknowledge after COMMIT.
 
 The order matters: a batch is parsed and validated completely, its tenant
-and origin checked, then stored through the EventStore's group commit, and
+and origin checked (a tenant may refuse requests without ``Origin``: only a
+server sends those), then stored through the EventStore's group commit, and
 only when the commit is done is it handed to the actors and acknowledged.
 """
 
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import re
+import sqlite3
 
 import trio
 from quart import Blueprint, Response, request
@@ -141,7 +143,16 @@ async def _track(svc: AppServices, origin: str | None) -> Response:
                 wait_s,
                 _cors_headers(origin) if origin else {},
             )
-        if origin is not None and not tenant.allows_origin(origin):
+        if origin is None:
+            if tenant.settings.require_origin:
+                raise BadInput(
+                    "origin_required",
+                    "this API key takes events from web pages only (with an Origin header);"
+                    " for a server that sends events, turn require_origin off for the tenant",
+                    None,
+                    status=403,
+                )
+        elif not tenant.allows_origin(origin):
             raise BadInput(
                 "origin_not_allowed",
                 f"origin {origin[:200]} is not allowed for this API key",
@@ -177,6 +188,11 @@ async def _track(svc: AppServices, origin: str | None) -> Response:
                 BadInput("overloaded", "server is busy; retry later", None, status=503),
                 {"Retry-After": RETRY_AFTER_S, **await _cors_for(origin, tenant)},
             )
+        except sqlite3.IntegrityError:
+            # The tenant row is gone: removed (tippen-rt tenant remove) since the
+            # directory last looked.  Look again, so its live users go too.
+            await svc.tenants.reload()
+            raise BadInput("unknown_api_key", "unknown API key", "apiKey", status=401) from None
         if not result.duplicate:
             await svc.sink.deliver(tenant, batch)
     except BadInput as exc:

@@ -67,6 +67,17 @@ class AppServices:
 
     def __post_init__(self) -> None:
         self.guards = IngestGuards(self.settings)
+        self.tenants.on_removed(self.forget_tenant)
+
+    def forget_tenant(self, tenant_id: int) -> None:
+        """A tenant was removed with its data: end its live users' actors at once,
+        without a summary, alert or goodbye (their snapshots go with the next round)."""
+        if self.registry is None:
+            return
+        at = self.wall_ms() / 1000
+        for user_id in self.registry.drop_tenant(tenant_id):
+            if self.hub is not None:
+                self.hub.user_gone(tenant_id, user_id, "removed", at)
 
     @cached_property
     def limits(self) -> Limits:

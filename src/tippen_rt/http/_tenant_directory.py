@@ -4,10 +4,15 @@ Ingest looks a tenant up on every request, so tenants are kept in memory.
 Tenants are added by the CLI in another process, so the view reloads lazily:
 when a key is unknown (at most once per ``miss_reload_s``) and when it is older
 than ``max_age_s``.  No task wakes up to refresh it.
+
+An API key rotated with an overlap resolves, until the overlap ends, to the
+same tenant as the new one; whether it still works is decided at each lookup,
+so it stops at its expiry, not at the next reload.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Hashable, Mapping
 from typing import TypeVar
 
@@ -23,8 +28,16 @@ V = TypeVar("V")
 class TenantDirectory:
     """Tenants by API key and by id, and the union of their allowed origins."""
 
-    def __init__(self, store: EventStore, *, max_age_s: float = 10.0, miss_reload_s: float = 1.0):
+    def __init__(
+        self,
+        store: EventStore,
+        *,
+        max_age_s: float = 10.0,
+        miss_reload_s: float = 1.0,
+        wall_s: Callable[[], float] = time.time,
+    ):
         self._store = store
+        self._wall_s = wall_s
         self._max_age_s = max_age_s
         self._miss_reload_s = miss_reload_s
         self._by_key: Mapping[str, Tenant] = {}
@@ -34,11 +47,17 @@ class TenantDirectory:
         self._loaded_at = -float("inf")
         self._lock = trio.Lock()
         self._on_admin_change: list[Callable[[int], None]] = []
+        self._on_removed: list[Callable[[int], None]] = []
 
     def on_admin_change(self, callback: Callable[[int], None]) -> None:
         """Call ``callback(tenant_id)`` when a reload finds a tenant's admin token
         changed (rotated), one of its agents removed, or the tenant gone."""
         self._on_admin_change.append(callback)
+
+    def on_removed(self, callback: Callable[[int], None]) -> None:
+        """Call ``callback(tenant_id)`` when a reload finds a tenant gone
+        (``tippen-rt tenant remove``); after its ``on_admin_change`` callbacks."""
+        self._on_removed.append(callback)
 
     async def reload(self) -> None:
         """Read every tenant again."""
@@ -47,7 +66,8 @@ class TenantDirectory:
                 lambda conn: (list_tenants(conn), list_agents(conn))
             )
             before, agents_before = self._by_id, self._agents
-            self._by_key = {t.api_key: t for t in tenants}
+            self._by_key = {t.previous_api_key: t for t in tenants if t.previous_api_key}
+            self._by_key |= {t.api_key: t for t in tenants}
             self._by_id = {t.id: t for t in tenants}
             self._agents = {a.id: a for a in agents}
             self._origins = frozenset(o for t in tenants for o in t.origins)
@@ -61,6 +81,9 @@ class TenantDirectory:
         changed |= {a.tenant_id for a_id, a in agents_before.items() if a_id not in self._agents}
         for tenant_id in sorted(changed):
             for callback in self._on_admin_change:
+                callback(tenant_id)
+        for tenant_id in sorted(before.keys() - self._by_id.keys()):
+            for callback in self._on_removed:
                 callback(tenant_id)
 
     async def _reload_if_older_than(self, age_s: float) -> None:
@@ -82,8 +105,12 @@ class TenantDirectory:
         return found
 
     async def by_api_key(self, api_key: str) -> Tenant | None:
-        """The tenant with ``api_key``, or None."""
-        return await self._find(lambda: self._by_key, api_key)
+        """The tenant with ``api_key`` (its current key, or the one before it
+        until its overlap ends), or None."""
+        tenant = await self._find(lambda: self._by_key, api_key)
+        if tenant is None or not tenant.accepts_api_key(api_key, int(self._wall_s() * 1000)):
+            return None
+        return tenant
 
     async def by_id(self, tenant_id: int) -> Tenant | None:
         """The tenant with ``tenant_id``, or None."""

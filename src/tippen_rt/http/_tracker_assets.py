@@ -6,8 +6,11 @@ to browsers that accept it.
 
 With ``serve --demo``, ``GET /demo/app`` (and every path below it, so the
 sample single-page app survives a reload) is the sample app with the demo
-tenant's API key filled into its script tag, and ``GET /demo/<file>`` its
-assets.  Without ``--demo`` those paths are 404.
+tenant's API key filled into its script tag and its thresholds into the text
+that says how to make each trigger fire, ``GET /demo/<file>`` its assets, and
+``POST /demo/thresholds`` the sample app's switch between short thresholds and
+the defaults (the demo tenant's only, from this site's own pages only).
+Without ``--demo`` those paths are 404.
 
 Files come from the ``tracker/`` directory of the source tree (the package is
 installed in editable mode from ``src/``), read once per process.  The tracker
@@ -27,10 +30,18 @@ from pathlib import Path
 import trio
 from quart import Blueprint, Response, request
 
-from ..demo import DEMO_TENANT
+from ..demo import (
+    DEMO_TENANT,
+    describe_thresholds,
+    sample_app_heartbeat_ms,
+    sample_app_values,
+    set_demo_thresholds,
+)
 from ..events import BadInput
 from ..tenants import Tenant
+from ._auth import site_origin
 from ._errors import error_response
+from ._json import json_response
 from ._services import services
 
 __all__ = ["TRACKER_PATH", "Asset", "compact_script", "tracker_assets", "tracker_dir"]
@@ -192,13 +203,16 @@ async def demo_app(_route: str = "") -> Response:
             {"Retry-After": "1"},
         )
     args = request.args
+    tier = args.get("tier", "free_trial")
+    heartbeat_ms = sample_app_heartbeat_ms(tenant.settings)
     values = {
+        **sample_app_values(tenant.settings, tier),
         "api_key": tenant.api_key,
         "user_id": args.get("user", "demo-user"),
         "user_email": args.get("email", "demo@example.com"),
-        "tier": args.get("tier", "free_trial"),
+        "tier": tier,
         "flush_ms": args.get("flush", ""),
-        "heartbeat_ms": args.get("heartbeat", ""),
+        "heartbeat_ms": args.get("heartbeat", "" if heartbeat_ms is None else str(heartbeat_ms)),
         "endpoint": args.get("endpoint", ""),
     }
     page = _PLACEHOLDER.sub(
@@ -211,6 +225,38 @@ async def demo_app(_route: str = "") -> Response:
         headers={"Cache-Control": DEMO_CACHE_CONTROL, "X-Content-Type-Options": "nosniff"},
         content_type=template.content_type,
     )
+
+
+@tracker_assets.post("/demo/thresholds")
+async def demo_thresholds() -> Response:
+    """Switch the demo tenant to short thresholds (``{"short": true}``) or back
+    to the defaults (``{"short": false}``); live users get them at once.
+
+    Only in demo mode, only for the demo tenant, only between these two sets,
+    and only from this site's own pages: a page elsewhere cannot flip it.
+    """
+    svc = services()
+    if not svc.settings.demo:
+        return _not_found("the sample app (start with --demo)")
+    origin = request.headers.get("Origin")
+    if origin is not None and not site_origin(origin, request.headers):
+        return error_response(
+            BadInput("origin_not_allowed", "only the sample app may switch this", None, 403)
+        )
+    doc = await request.get_json(silent=True) if request.mimetype == "application/json" else None
+    short = doc.get("short") if isinstance(doc, dict) else None
+    if not isinstance(short, bool):
+        raise BadInput("invalid_field", 'send {"short": true} or {"short": false}', "short")
+    if await _demo_tenant() is None:
+        return error_response(
+            BadInput("demo_not_ready", "the demo tenant is being created", None, status=503),
+            {"Retry-After": "1"},
+        )
+    tenant = await svc.store.write(lambda conn: set_demo_thresholds(conn, short))
+    await svc.tenants.reload()
+    if svc.registry is not None:
+        await svc.registry.settings_changed(tenant.id, tenant.settings)
+    return json_response({"success": True, **describe_thresholds(tenant.settings)})
 
 
 @tracker_assets.get("/demo/<name>")

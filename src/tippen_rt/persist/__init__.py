@@ -18,6 +18,7 @@ from ._alerts import (
     SENT,
     SUPERSEDED,
     SUPPRESSED,
+    SWITCHED_OFF,
     USER_LEFT,
     Alert,
     AlertStatus,
@@ -47,11 +48,13 @@ from ._events import InsertResult, count_events, insert_batch, insert_batches
 from ._lock import DatabaseInUse, database_lock
 from ._retention_service import RetentionService, SweepReport
 from ._schema import MIGRATIONS, connect, migrate, open_database
+from ._served import ServedSettings, read_served_settings, record_served_settings
 from ._snapshot_redis import RedisSnapshotStore
 from ._snapshot_sqlite import SqliteSnapshotStore
 from ._snapshot_store import SnapshotStore
 from ._summaries import SummaryRow, upsert_summaries
 from ._tenants import (
+    MAX_KEY_OVERLAP_S,
     NoSuchTenant,
     TenantExists,
     create_tenant,
@@ -59,19 +62,24 @@ from ._tenants import (
     get_tenant_by_admin_token,
     get_tenant_by_name,
     list_tenants,
+    remove_tenant,
     rotate_admin_token,
+    rotate_api_key,
+    tenant_rows,
     update_tenant,
 )
 
 __all__ = [
     "DISABLED",
     "FAILED",
+    "MAX_KEY_OVERLAP_S",
     "MIGRATIONS",
     "PENDING",
     "RECOVERED",
     "SENT",
     "SUPERSEDED",
     "SUPPRESSED",
+    "SWITCHED_OFF",
     "USER_LEFT",
     "Agent",
     "AgentExists",
@@ -87,6 +95,7 @@ __all__ = [
     "Opened",
     "RedisSnapshotStore",
     "RetentionService",
+    "ServedSettings",
     "SnapshotStore",
     "SqliteSnapshotStore",
     "StoreBusy",
@@ -124,12 +133,17 @@ __all__ = [
     "migrate",
     "open_alert",
     "open_database",
+    "read_served_settings",
     "record_attempt_error",
+    "record_served_settings",
     "remove_agent",
+    "remove_tenant",
     "resolve_alerts",
     "rotate_admin_token",
+    "rotate_api_key",
     "run_inline",
     "snapshot_store",
+    "tenant_rows",
     "undelivered_alert_ids",
     "update_tenant",
     "upsert_summaries",

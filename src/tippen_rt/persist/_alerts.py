@@ -35,10 +35,12 @@ AlertStatus = Literal["open", "acknowledged", "resolved"]
 
 #: ``resolution`` values: the user recovered; the user left (heartbeats
 #: stopped, or the session ended) before anyone helped; a newer alert for the
-#: same trigger replaced one left open (e.g. across a restart without snapshot).
+#: same trigger replaced one left open (e.g. across a restart without snapshot);
+#: the tenant turned the trigger off, or it no longer covers the user's tier.
 RECOVERED: Final = "recovered"
 USER_LEFT: Final = "user_left"
 SUPERSEDED: Final = "superseded"
+SWITCHED_OFF: Final = "switched_off"
 
 _COLUMNS = (
     "id, tenant_id, user_id, trigger, reason, user_email, tier, route, time_on_page_ms,"
@@ -71,7 +73,7 @@ class Alert:
     # Lifecycle
     opened_at: int
     resolved_at: int | None
-    #: ``"recovered"``, ``"user_left"`` or ``"superseded"`` once resolved.
+    #: ``"recovered"``, ``"user_left"``, ``"superseded"`` or ``"switched_off"`` once resolved.
     resolution: str | None
     acknowledged_at: int | None
     acknowledged_by: str | None
@@ -281,7 +283,8 @@ def resolve_alerts(
     now: int,
     resolution: str = RECOVERED,
 ) -> list[Alert]:
-    """Resolve the user's unresolved alerts for ``trigger`` (recovered, or ``USER_LEFT``)."""
+    """Resolve the user's unresolved alerts for ``trigger`` (recovered, ``USER_LEFT``
+    or ``SWITCHED_OFF``)."""
     ids = [
         int(r[0])
         for r in conn.execute(

@@ -211,6 +211,18 @@ MIGRATIONS: tuple[str, ...] = (
         alive_until REAL NOT NULL
     ) WITHOUT ROWID;
     """,
+    # 9: `tenant rotate-key` keeps the previous API key working for an overlap
+    # (epoch ms), and `tenant remove` leaves the id behind so it is never given
+    # again: snapshots in Redis and signed cookies that name a removed tenant's
+    # id must not come back as another tenant's
+    """
+    ALTER TABLE tenants ADD COLUMN previous_api_key TEXT;
+    ALTER TABLE tenants ADD COLUMN previous_api_key_expires_at INTEGER;
+    CREATE TABLE removed_tenants (
+        id INTEGER PRIMARY KEY,
+        removed_at INTEGER NOT NULL
+    );
+    """,
 )
 
 

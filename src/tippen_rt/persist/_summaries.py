@@ -64,7 +64,14 @@ class SummaryRow:
 
 
 def upsert_summaries(conn: sqlite3.Connection, rows: list[SummaryRow]) -> int:
-    """Write ``rows``; a session's counts replace its earlier share of the totals."""
+    """Write ``rows``; a session's counts replace its earlier share of the totals.
+
+    Rows of a tenant that is gone are left out: the service learns of a
+    ``tippen-rt tenant remove`` within seconds, and its users may be flushed
+    once more meanwhile.
+    """
+    tenants = {tenant_id for (tenant_id,) in conn.execute("SELECT id FROM tenants")}
+    rows = [r for r in rows if r.tenant_id in tenants]
     conn.executemany(
         _UPSERT,
         [

@@ -30,11 +30,14 @@ class NoSuchTenant(LookupError):
     """No tenant has that name."""
 
 
-_COLUMNS = "id, name, api_key, admin_token_hash, origins, settings, identity_secret, created_at"
+_COLUMNS = (
+    "id, name, api_key, admin_token_hash, origins, settings, identity_secret, created_at,"
+    " previous_api_key, previous_api_key_expires_at"
+)
 
 
 def _row_to_tenant(row: tuple[object, ...]) -> Tenant:
-    tid, name, api_key, token_hash, origins, settings, secret, created = row
+    tid, name, api_key, token_hash, origins, settings, secret, created, previous, expires = row
     return Tenant(
         id=int(tid),  # type: ignore[call-overload]
         name=str(name),
@@ -44,6 +47,8 @@ def _row_to_tenant(row: tuple[object, ...]) -> Tenant:
         settings=TenantSettings.from_mapping(orjson.loads(settings)),  # type: ignore[arg-type]
         identity_secret=None if secret is None else str(secret),
         created_at=int(created),  # type: ignore[call-overload]
+        previous_api_key=None if previous is None else str(previous),
+        previous_api_key_expires_at=None if expires is None else int(expires),  # type: ignore[call-overload]
     )
 
 
@@ -63,9 +68,10 @@ def create_tenant(
     tenant_settings = settings or TenantSettings()
     try:
         cur = conn.execute(
-            "INSERT INTO tenants (name, api_key, admin_token_hash, origins, settings,"
-            " identity_secret, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO tenants (id, name, api_key, admin_token_hash, origins, settings,"
+            " identity_secret, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             (
+                _next_tenant_id(conn),
                 name,
                 new_api_key(),
                 hash_admin_token(token),
@@ -80,6 +86,14 @@ def create_tenant(
     tenant = get_tenant(conn, cur.lastrowid or 0)
     assert tenant is not None
     return tenant, token
+
+
+def _next_tenant_id(conn: sqlite3.Connection) -> int:
+    """One more than any id ever given: a removed tenant's id is never reused."""
+    (top,) = conn.execute(
+        "SELECT max(id) FROM (SELECT id FROM tenants UNION ALL SELECT id FROM removed_tenants)"
+    ).fetchone()
+    return int(top or 0) + 1
 
 
 def get_tenant(conn: sqlite3.Connection, tenant_id: int) -> Tenant | None:
@@ -149,3 +163,72 @@ def rotate_admin_token(conn: sqlite3.Connection, name: str) -> str:
         "UPDATE tenants SET admin_token_hash = ? WHERE id = ?", (hash_admin_token(token), tenant.id)
     )
     return token
+
+
+#: The longest a previous API key may keep working after a rotation (a year).
+MAX_KEY_OVERLAP_S = 365 * 24 * 3600
+
+
+def rotate_api_key(conn: sqlite3.Connection, name: str, *, overlap_s: float, now_ms: int) -> Tenant:
+    """Give tenant ``name`` a fresh API key; the current one keeps working for
+    ``overlap_s`` more seconds (0: it stops at once).
+
+    One previous key is kept: rotating again ends the earlier one's overlap.
+    """
+    if not 0 <= overlap_s <= MAX_KEY_OVERLAP_S:
+        raise ValueError(f"the overlap must be 0 to {MAX_KEY_OVERLAP_S // 3600} hours")
+    tenant = get_tenant_by_name(conn, name)
+    previous, expires = None, None
+    if overlap_s:
+        previous, expires = tenant.api_key, now_ms + round(overlap_s * 1000)
+    conn.execute(
+        "UPDATE tenants SET api_key = ?, previous_api_key = ?, previous_api_key_expires_at = ?"
+        " WHERE id = ?",
+        (new_api_key(), previous, expires, tenant.id),
+    )
+    rotated = get_tenant(conn, tenant.id)
+    assert rotated is not None
+    return rotated
+
+
+def tenant_rows(conn: sqlite3.Connection, tenant_id: int) -> dict[str, int]:
+    """Rows per table that belong to tenant ``tenant_id``."""
+    return {
+        table: int(
+            conn.execute(
+                f'SELECT count(*) FROM "{table}" WHERE tenant_id = ?', (tenant_id,)
+            ).fetchone()[0]
+        )
+        for table in _tables_with_tenant_id(conn)
+    }
+
+
+def remove_tenant(conn: sqlite3.Connection, name: str, *, now_ms: int) -> dict[str, int]:
+    """Delete tenant ``name`` and every row of every table that belongs to it;
+    return how many rows each table lost.  Its id is never given again."""
+    tenant = get_tenant_by_name(conn, name)
+    # Rows may refer to each other (an alert to an agent, say): check at COMMIT.
+    conn.execute("PRAGMA defer_foreign_keys = ON")
+    removed = {
+        table: conn.execute(f'DELETE FROM "{table}" WHERE tenant_id = ?', (tenant.id,)).rowcount
+        for table in _tables_with_tenant_id(conn)
+    }
+    conn.execute("DELETE FROM tenants WHERE id = ?", (tenant.id,))
+    conn.execute("INSERT INTO removed_tenants (id, removed_at) VALUES (?, ?)", (tenant.id, now_ms))
+    return removed
+
+
+def _tables_with_tenant_id(conn: sqlite3.Connection) -> list[str]:
+    """Every table with a ``tenant_id`` column: a table added later is not forgotten."""
+    tables = [
+        str(name)
+        for (name,) in conn.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
+            " ORDER BY name"
+        )
+    ]
+    return [
+        table
+        for table in tables
+        if any(col[1] == "tenant_id" for col in conn.execute(f'PRAGMA table_info("{table}")'))
+    ]

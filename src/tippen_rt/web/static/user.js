@@ -110,7 +110,8 @@
   var RESOLUTION = {
     recovered: ['Recovered', 'ok', 'recovered'],
     user_left: ['User left', 'off', 'user left'],
-    superseded: ['Replaced', 'off', 'replaced by a newer alert']
+    superseded: ['Replaced', 'off', 'replaced by a newer alert'],
+    switched_off: ['Trigger off', 'off', 'closed: trigger turned off']
   };
 
   function alertItem(a) {
