@@ -13,10 +13,12 @@ import trio
 import trio.testing
 
 from tippen_rt.actors import Feed, Registry, UserChanged, feed_channels
+from tippen_rt.alerts import SlackDefaults
 from tippen_rt.clock import Clock
 from tippen_rt.events import validate_batch
 from tippen_rt.http import Hub
 from tippen_rt.http._hub import Subscriber, alert_event
+from tippen_rt.http._views import settings_json
 from tippen_rt.tenants import Tenant, TenantSettings
 
 T0 = 1_750_000_000.0
@@ -194,6 +196,34 @@ async def test_subscribers_end_when_the_hub_stops(
             await trio.testing.wait_all_tasks_blocked()
             with trio.CancelScope(shield=True), pytest.raises(trio.EndOfChannel):
                 await sub.next()
+
+
+async def test_settings_reach_only_their_tenants_subscribers(
+    hub_env: HubEnv, autojump_clock: trio.testing.MockClock
+) -> None:
+    view = settings_json(ACME, SlackDefaults())
+    with (
+        hub_env.hub.subscribe(ACME.id) as first,
+        hub_env.hub.subscribe(ACME.id) as second,
+        hub_env.hub.subscribe(OTHER.id) as other,
+    ):
+        hub_env.hub.settings_changed(ACME.id, view)
+        assert drain(first) == drain(second) == [{"type": "settings", **view}]
+        assert drain(other) == []
+        hub_env.hub.settings_changed(3, view)  # a tenant with no dashboard open
+        assert drain(first) == drain(other) == []
+
+
+async def test_settings_never_wait_for_a_full_queue(
+    hub_env: HubEnv, autojump_clock: trio.testing.MockClock
+) -> None:
+    view = settings_json(ACME, SlackDefaults())
+    with hub_env.hub.subscribe(ACME.id) as slow, hub_env.hub.subscribe(ACME.id) as fast:
+        for _ in range(20):  # a queue of 8 that nobody reads
+            hub_env.hub.settings_changed(ACME.id, view)
+            assert drain(fast) == [{"type": "settings", **view}]
+        assert slow.resync  # it gets a snapshot, and the page reads the settings again
+        assert await slow.next() is None
 
 
 def test_alert_events_are_named_from_the_message() -> None:

@@ -38,6 +38,7 @@ TRACK_PATH = "/api/track/user-activity"
 TRIGGER_WAIT_MS = 30_000
 #: The app the plain (non-demo) server's tenant takes events from.
 APP_ORIGIN = "https://app.acme.test"
+TIPPEN_RT = [sys.executable, "-m", "tippen_rt"]
 
 
 def login_token(server: ServerProcess) -> str:
@@ -250,8 +251,7 @@ def plain_server(tmp_path: Path) -> Iterator[tuple[ServerProcess, str, str, Path
     """A service without --demo (its admin token stays the same across restarts)."""
     db = tmp_path / "tippen.db"
     out = subprocess.run(
-        [sys.executable, "-m", "tippen_rt", "--db", str(db), "tenant", "add", "acme", "--json"]
-        + ["--origin", APP_ORIGIN],
+        [*TIPPEN_RT, "--db", str(db), "tenant", "add", "acme", "--json", "--origin", APP_ORIGIN],
         capture_output=True,
         text=True,
         timeout=30,
@@ -289,6 +289,48 @@ def test_the_page_reconnects_by_itself_after_a_restart(
         expect(page.locator('tr[data-user="before"]')).to_be_visible()  # restored from snapshot
     finally:
         again.kill()
+
+
+#: The service reads the tenants again every 5 s; a settings change shows within that.
+SETTINGS_WAIT_MS = 20_000
+
+
+def test_the_settings_panel_follows_tenant_set_without_a_reload(
+    plain_server: tuple[ServerProcess, str, str, Path], page: Page, snap: Snap
+) -> None:
+    server, token, _, db = plain_server
+    log_in(page, server.url, token)
+    panel = page.locator("#settings-panel")
+    assert panel.evaluate("details => details.open") is False  # collapsed until asked for
+    page.click("#settings-panel summary")
+    low = page.locator('#settings-triggers tr[data-trigger="low_activity"]')
+    expect(low).to_have_attribute("data-on", "on")
+    expect(low).to_contain_text("Low activity")
+    expect(low).to_contain_text("free_trial")
+    expect(low).to_contain_text("fewer than 3 interactions in the last 10 min")
+    expect(page.locator("#settings-summary")).to_have_text(
+        "4 of 4 triggers on · Slack off · identity off"
+    )
+    expect(page.locator("#settings-list")).to_contain_text(APP_ORIGIN)
+    page.evaluate("() => { window.sameDocument = true; }")  # gone if the page reloads
+
+    changes = ["--trigger", "low_activity=off", "--trigger-tiers", "stuck_on_page=paid,enterprise"]
+    done = subprocess.run(
+        [*TIPPEN_RT, "--db", str(db), "tenant", "set", "acme", *changes],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert done.returncode == 0, done.stderr
+    expect(low).to_have_attribute("data-on", "off", timeout=SETTINGS_WAIT_MS)
+    expect(low.locator(".badge")).to_have_text("off")
+    stuck = page.locator('#settings-triggers tr[data-trigger="stuck_on_page"]')
+    expect(stuck).to_contain_text("paid, enterprise")
+    expect(page.locator("#settings-summary")).to_have_text(
+        "3 of 4 triggers on · Slack off · identity off"
+    )
+    assert page.evaluate("() => window.sameDocument") is True
+    snap(page)
 
 
 class OpenPages:

@@ -1,5 +1,6 @@
 """``tippen-rt tenant set`` against a running service: a trigger turned off, and
-``--require-origin off``, reach it (and users already live) within the reload."""
+``--require-origin off``, reach it (and users already live) within the reload,
+and the dashboard's ``GET /api/admin/settings`` shows them."""
 
 from __future__ import annotations
 
@@ -53,18 +54,40 @@ def alerts(db: Path) -> list[tuple[str, str | None]]:
         conn.close()
 
 
-def live_user(server: ServerProcess, admin_token: str) -> dict[str, Any]:
+def log_in(server: ServerProcess, admin_token: str) -> str:
+    """The session cookie of an admin login (logins are rate limited: log in once)."""
     client = Client(server.url)
     try:
         status, body, headers = client.post_json_full("/login", {"token": admin_token})
-        assert status == 200, body
-        cookie = headers["set-cookie"].split(";", 1)[0]
-        status, raw = client.get(f"/api/admin/user?id={quote('ann')}", {"Cookie": cookie})
+    finally:
+        client.close()
+    assert status == 200, body
+    return headers["set-cookie"].split(";", 1)[0]
+
+
+def admin_get(server: ServerProcess, cookie: str, path: str) -> dict[str, Any]:
+    """GET ``path`` of the admin API with the session ``cookie``."""
+    client = Client(server.url)
+    try:
+        status, raw = client.get(path, {"Cookie": cookie})
     finally:
         client.close()
     assert status == 200, raw
-    live: dict[str, Any] = orjson.loads(raw)["live"]
+    found: dict[str, Any] = orjson.loads(raw)
+    return found
+
+
+def live_user(server: ServerProcess, admin_token: str) -> dict[str, Any]:
+    user = admin_get(server, log_in(server, admin_token), f"/api/admin/user?id={quote('ann')}")
+    live: dict[str, Any] = user["live"]
     return live
+
+
+def trigger_on(server: ServerProcess, cookie: str, trigger: str) -> bool:
+    """Whether the dashboard's settings say ``trigger`` is on."""
+    settings = admin_get(server, cookie, "/api/admin/settings")
+    [found] = [t for t in settings["triggers"] if t["trigger"] == trigger]
+    return bool(found["on"])
 
 
 def wait_until(check: Any, bound_s: float, what: str) -> float:
@@ -136,3 +159,23 @@ def test_require_origin_off_lets_a_server_post_within_the_reload(tmp_path: Path)
             RELOAD_BOUND_S,
             "a post without Origin refused",
         )
+
+
+def test_the_dashboards_settings_show_a_trigger_turned_off_within_the_reload(
+    tmp_path: Path,
+) -> None:
+    db = tmp_path / "t.db"
+    created = add_tenant(db, "acme", ORIGIN)
+    with running_server(db) as server:
+        cookie = log_in(server, created["admin_token"])
+        assert trigger_on(server, cookie, "low_activity") is True
+        done = cli("tenant", "set", "acme", "--trigger", "low_activity=off", db=db)
+        assert done.returncode == 0, done.stderr
+        wait_until(
+            lambda: not trigger_on(server, cookie, "low_activity"),
+            RELOAD_BOUND_S,
+            "the settings show low_activity off",
+        )
+        settings = admin_get(server, cookie, "/api/admin/settings")
+        assert [t["on"] for t in settings["triggers"]] == [True, False, True, True]
+        assert settings["tenant"] == "acme" and settings["origins"] == [ORIGIN]

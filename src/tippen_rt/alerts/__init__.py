@@ -9,6 +9,18 @@ is updated when the alert is acknowledged or resolved).
 from ..persist import Alert, AlertStatus, DeliveryStatus
 from ._check import sample_message, send_test_message
 from ._cli import add_alert_commands, run_slack_command, run_tenant_set, run_tenant_show
+from ._describe import (
+    PRESENCE_THRESHOLDS,
+    TRIGGER_THRESHOLDS,
+    SlackDescription,
+    describe_slack,
+    fires_when,
+    identity_mode,
+    origin_rule_in_words,
+    rate_limit_in_words,
+    threshold_in_words,
+    tiers_in_words,
+)
 from ._messages import AlertMessage, AlertOpened, AlertUpdated
 from ._notifier import (
     ActorNotes,
@@ -38,7 +50,9 @@ from ._slack import (
 )
 
 __all__ = [
+    "PRESENCE_THRESHOLDS",
     "SLACK_API_URL",
+    "TRIGGER_THRESHOLDS",
     "ActorNotes",
     "Alert",
     "AlertMessage",
@@ -53,13 +67,19 @@ __all__ = [
     "NotifierStats",
     "Posted",
     "SlackDefaults",
+    "SlackDescription",
     "SlackError",
     "SlackTarget",
     "TenantLookup",
     "add_alert_commands",
+    "describe_slack",
     "duration_in_words",
+    "fires_when",
+    "identity_mode",
     "mask",
     "mask_url",
+    "origin_rule_in_words",
+    "rate_limit_in_words",
     "render_alert",
     "run_slack_command",
     "run_tenant_set",
@@ -67,6 +87,8 @@ __all__ = [
     "sample_message",
     "send_test_message",
     "slack_target",
+    "threshold_in_words",
+    "tiers_in_words",
     "user_activity_url",
     "utc_time",
     "video_call_url",

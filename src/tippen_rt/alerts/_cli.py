@@ -31,6 +31,13 @@ from ..tenants import (
     normalize_origin,
 )
 from ._check import send_test_message
+from ._describe import (
+    describe_slack,
+    identity_mode,
+    origin_rule_in_words,
+    rate_limit_in_words,
+    tiers_in_words,
+)
 from ._render import duration_in_words, utc_time
 from ._slack import ClientOptions, SlackDefaults, SlackError, mask, slack_target
 
@@ -248,49 +255,23 @@ def _new_identity_secret(current: str | None, identity: str | None) -> str | Non
 
 def _describe(tenant: Tenant, defaults: SlackDefaults) -> list[str]:
     s = tenant.settings
-    own = slack_target(s, SlackDefaults())
-    target = slack_target(s, defaults)
-    if own is not None:
-        slack = own.describe()
-        if own.can_update:
-            slack += " (messages are updated when resolved or acknowledged)"
-    elif target is not None:
-        slack = f"the service default: {target.describe()}"
-    else:
-        slack = "off (alerts go to the dashboard and the log only)"
-    if s.slack_bot_token and not s.slack_channel:
-        slack += "; the bot token has no channel"
-    limit = s.alert_rate_limit_s / 60
-    origin = (
-        "required (batches without an Origin header are refused)"
-        if s.require_origin
-        else "not required (servers may post events; verify identity)"
-    )
     width = max(len(t) for t in TRIGGERS)
     triggers = [
-        f"{t:<{width}}  {'off' if t in s.triggers_off else 'on '}  "
-        + ("all tiers" if s.tiers_of(t) == TIERS else ", ".join(s.tiers_of(t)))
+        f"{t:<{width}}  {'off' if t in s.triggers_off else 'on '}  {tiers_in_words(s.tiers_of(t))}"
         for t in TRIGGERS
     ]
     return [
         f"tenant:       {tenant.name}",
-        f"slack:        {slack}",
+        f"slack:        {describe_slack(s, defaults).in_words}",
         f"video calls:  {s.video_call_template}",
         f"origins:      {', '.join(tenant.origins) or '(none: browsers are refused)'}",
-        f"origin hdr:   {origin}",
+        f"origin hdr:   {origin_rule_in_words(s.require_origin)}",
         f"identity:     {identity_mode(tenant)}",
-        f"rate limit:   {'none' if limit == 0 else f'one Slack alert per user per {limit:g} min'}",
+        f"rate limit:   {rate_limit_in_words(s.alert_rate_limit_s)}",
         "triggers:     " + "\n              ".join(triggers),
         "thresholds:   "
         + ", ".join(f"{name}={getattr(s, name):g}" for name in TenantSettings.THRESHOLDS),
     ]
-
-
-def identity_mode(tenant: Tenant) -> str:
-    """``off``, ``on`` (a userHash is checked when sent) or ``required``."""
-    if not tenant.identity_secret:
-        return "off"
-    return "required" if tenant.settings.require_user_hash else "on"
 
 
 def run_tenant_set(args: argparse.Namespace, settings: Settings) -> int:

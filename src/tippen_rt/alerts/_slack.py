@@ -115,9 +115,9 @@ def mask(secret: str) -> str:
 
 
 def mask_url(url: str) -> str:
-    """A webhook URL without its secret path."""
+    """A webhook URL without its secret path (nor any user:password@, query or fragment)."""
     scheme, _, rest = url.partition("://")
-    host = rest.split("/", 1)[0]
+    host = re.split(r"[/?#]", rest, maxsplit=1)[0].rpartition("@")[2]
     return f"{scheme}://{host}/…" if rest else "…"
 
 

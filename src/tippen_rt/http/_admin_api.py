@@ -1,5 +1,5 @@
 """The admin JSON API under ``/api/admin``: users, their timeline, journey and
-errors, alerts, video calls, erasure.
+errors, alerts, video calls, erasure, the tenant's settings.
 
 Every handler takes the tenant from the logged-in admin (:func:`admin_api`)
 and passes it to every query and every live lookup, so a user id from another
@@ -544,6 +544,18 @@ async def acknowledge_alert(admin: Admin, alert_id: int) -> Response:
     if alert is None:
         return _not_found("no such alert")
     return json_response({"success": True, "alert": alert_json(alert)})
+
+
+# ---- settings -------------------------------------------------------------------
+
+
+@admin_api_routes.get("/settings")
+@admin_api
+async def tenant_settings(admin: Admin) -> Response:
+    """The tenant's settings, secrets masked: triggers (on or off, tiers, thresholds),
+    presence, retention, origins, identity, Slack, limits.  Changed with
+    ``tippen-rt tenant set``; open dashboards get a ``settings`` message then."""
+    return json_response(services().settings_json(admin.tenant))
 
 
 # ---- stats ----------------------------------------------------------------------

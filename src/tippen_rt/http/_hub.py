@@ -10,7 +10,9 @@ sends, on each subscriber's bounded queue:
   are coalesced into one update sent when the interval is up);
 - ``user_left``: the session ended (or the user's data was erased);
 - ``trigger``: a support trigger fired or cleared, with its reason;
-- ``alert``: an alert opened, was acknowledged or resolved (Notifier).
+- ``alert``: an alert opened, was acknowledged or resolved (Notifier);
+- ``settings``: the tenant's settings changed (``tippen-rt tenant set``), as
+  ``GET /api/admin/settings`` answers them.
 
 A subscriber whose queue is full is not waited for: it is marked to
 *resync*, its stale backlog is thrown away, and it gets a fresh snapshot of
@@ -278,6 +280,10 @@ class Hub:
         self._broadcast(
             tenant_id, {"type": "alert", "event": alert_event(message), "alert": alert_json(alert)}
         )
+
+    def settings_changed(self, tenant_id: int, settings: dict[str, Any]) -> None:
+        """Tell the tenant's dashboards its settings now (``settings_json``)."""
+        self._broadcast(tenant_id, {"type": "settings", **settings})
 
     def user_gone(self, tenant_id: int, user_id: str, reason: str, at: float) -> None:
         """Tell dashboards the user is no longer live (left, or erased)."""

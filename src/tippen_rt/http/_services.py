@@ -6,12 +6,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Protocol
+from typing import Any, Protocol
 
 from quart import current_app
 
 from ..actors import Feed, RecoveryReport, Registry, Snapshotter
-from ..alerts import Notifier
+from ..alerts import Notifier, SlackDefaults
 from ..config import Settings
 from ..events import Batch, Limits
 from ..persist import EventStore
@@ -20,6 +20,7 @@ from ..tenants import Tenant
 from ._hub import Hub
 from ._rate_limit import TokenBuckets
 from ._tenant_directory import TenantDirectory
+from ._views import settings_json
 
 
 class BatchSink(Protocol):
@@ -68,6 +69,7 @@ class AppServices:
     def __post_init__(self) -> None:
         self.guards = IngestGuards(self.settings)
         self.tenants.on_removed(self.forget_tenant)
+        self.tenants.on_settings_change(self.settings_changed)
 
     def forget_tenant(self, tenant_id: int) -> None:
         """A tenant was removed with its data: end its live users' actors at once,
@@ -78,6 +80,20 @@ class AppServices:
         for user_id in self.registry.drop_tenant(tenant_id):
             if self.hub is not None:
                 self.hub.user_gone(tenant_id, user_id, "removed", at)
+
+    def settings_changed(self, tenant: Tenant) -> None:
+        """A tenant's settings changed: its open dashboards show the new ones."""
+        if self.hub is not None:
+            self.hub.settings_changed(tenant.id, self.settings_json(tenant))
+
+    def settings_json(self, tenant: Tenant) -> dict[str, Any]:
+        """``tenant``'s settings as its dashboards show them (service Slack defaults included)."""
+        return settings_json(tenant, self.slack_defaults)
+
+    @cached_property
+    def slack_defaults(self) -> SlackDefaults:
+        """The service's own Slack target, for tenants that set none."""
+        return SlackDefaults.from_settings(self.settings)
 
     @cached_property
     def limits(self) -> Limits:

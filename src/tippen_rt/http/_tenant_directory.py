@@ -48,6 +48,7 @@ class TenantDirectory:
         self._lock = trio.Lock()
         self._on_admin_change: list[Callable[[int], None]] = []
         self._on_removed: list[Callable[[int], None]] = []
+        self._on_settings_change: list[Callable[[Tenant], None]] = []
 
     def on_admin_change(self, callback: Callable[[int], None]) -> None:
         """Call ``callback(tenant_id)`` when a reload finds a tenant's admin token
@@ -58,6 +59,11 @@ class TenantDirectory:
         """Call ``callback(tenant_id)`` when a reload finds a tenant gone
         (``tippen-rt tenant remove``); after its ``on_admin_change`` callbacks."""
         self._on_removed.append(callback)
+
+    def on_settings_change(self, callback: Callable[[Tenant], None]) -> None:
+        """Call ``callback(tenant)`` when a reload finds a tenant's settings, origins
+        or identity secret changed (``tippen-rt tenant set``, the demo's switch)."""
+        self._on_settings_change.append(callback)
 
     async def reload(self) -> None:
         """Read every tenant again."""
@@ -82,6 +88,11 @@ class TenantDirectory:
         for tenant_id in sorted(changed):
             for callback in self._on_admin_change:
                 callback(tenant_id)
+        for tenant_id, was in sorted(before.items()):
+            now = self._by_id.get(tenant_id)
+            if now is not None and _settings_of(now) != _settings_of(was):
+                for on_settings in self._on_settings_change:
+                    on_settings(now)
         for tenant_id in sorted(before.keys() - self._by_id.keys()):
             for callback in self._on_removed:
                 callback(tenant_id)
@@ -136,3 +147,8 @@ class TenantDirectory:
     def all(self) -> list[Tenant]:
         """The tenants as last loaded."""
         return list(self._by_id.values())
+
+
+def _settings_of(tenant: Tenant) -> tuple[object, ...]:
+    """What ``tenant set`` changes of a tenant (besides its keys and tokens)."""
+    return (tenant.settings, tenant.origins, tenant.identity_secret)

@@ -15,8 +15,21 @@ from typing import Any
 import orjson
 
 from ..actors import Trigger, UserState
+from ..alerts import (
+    PRESENCE_THRESHOLDS,
+    TRIGGER_THRESHOLDS,
+    SlackDefaults,
+    describe_slack,
+    fires_when,
+    identity_mode,
+    origin_rule_in_words,
+    rate_limit_in_words,
+    threshold_in_words,
+    tiers_in_words,
+)
+from ..tenants import TRIGGERS, Tenant, TenantSettings
 
-__all__ = ["alert_json", "event_json", "summary_json", "user_json"]
+__all__ = ["alert_json", "event_json", "settings_json", "summary_json", "user_json"]
 
 #: Error messages are cut to this in lists (the events API has them whole).
 SHORT_MESSAGE_CHARS = 300
@@ -161,3 +174,53 @@ def alert_json(alert: Any) -> dict[str, Any]:
 
 
 _TRIGGER_VALUES = frozenset(t.value for t in Trigger)
+
+
+def _threshold(s: TenantSettings, name: str) -> dict[str, Any]:
+    value = getattr(s, name)
+    return {"name": name, "value": value, "inWords": threshold_in_words(name, value)}
+
+
+def settings_json(tenant: Tenant, slack_defaults: SlackDefaults) -> dict[str, Any]:
+    """A tenant's settings as support staff see them: no secret (the identity
+    secret, a bot token, a webhook URL, key hashes) leaves in clear."""
+    s = tenant.settings
+    slack = describe_slack(s, slack_defaults)
+    return {
+        "tenant": tenant.name,
+        "triggers": [
+            {
+                "trigger": name,
+                "title": Trigger(name).in_words,
+                "on": name not in s.triggers_off,
+                "tiers": list(s.tiers_of(name)),
+                "tiersInWords": tiers_in_words(s.tiers_of(name)),
+                "firesWhen": fires_when(name, s),
+                "thresholds": [_threshold(s, t) for t in TRIGGER_THRESHOLDS[name]],
+            }
+            for name in TRIGGERS
+        ],
+        "presence": [
+            {**_threshold(s, name), "label": label} for name, label in PRESENCE_THRESHOLDS.items()
+        ],
+        "retention": _threshold(s, "retention_days"),
+        "origins": list(tenant.origins),
+        "requireOrigin": s.require_origin,
+        "originRule": origin_rule_in_words(s.require_origin),
+        "identity": identity_mode(tenant),
+        "slack": {
+            "mode": slack.mode,
+            "source": slack.source,
+            "target": slack.target,
+            "channel": slack.channel,
+            "updatesMessages": slack.updates_messages,
+            "inWords": slack.in_words,
+        },
+        "alertRateLimit": {
+            **_threshold(s, "alert_rate_limit_s"),
+            "inWords": rate_limit_in_words(s.alert_rate_limit_s),
+        },
+        "slackMaxPerMinute": _threshold(s, "slack_max_per_minute"),
+        "maxLiveUsers": _threshold(s, "max_live_users"),
+        "videoCallTemplate": s.video_call_template,
+    }

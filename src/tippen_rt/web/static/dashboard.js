@@ -91,6 +91,7 @@
       storedAlerts.clear();
       (m.alerts || []).forEach(function (a) { storedAlerts.set(a.id, a); });
       loadLeftAlerts();  // (re)connected: alerts that closed meanwhile
+      loadSettings();    // ... and settings that changed meanwhile
     } else if (m.type === 'user') {
       live.set(m.user.userId, m.user);
       statsSoon();
@@ -110,6 +111,10 @@
         leftAlerts.forEach(function (a, id) { if (a.userId === m.userId) leftAlerts.delete(id); });
       }
       cardCache.delete(m.userId);  // a "User left" card now says gone
+    } else if (m.type === 'settings') {
+      settingsSeen += 1;  // newer than any answer still on its way
+      renderSettings(m);
+      return;
     } else if (m.type === 'alert' && m.alert) {
       if (m.alert.status === 'resolved') storedAlerts.delete(m.alert.id);
       else storedAlerts.set(m.alert.id, m.alert);
@@ -191,6 +196,50 @@
       $('stat-errors').textContent = String(s.errorsLastHour);
       $('stat-events').textContent = String(s.eventsLastHour);
     }).catch(function () {});
+  }
+
+  // ---- the tenant's settings (changed with `tippen-rt tenant set`) ------------
+
+  var settingsSeen = 0;  // settings messages so far
+  function loadSettings() {
+    var seen = settingsSeen;
+    A.api('/api/admin/settings').then(function (s) {
+      if (seen === settingsSeen) renderSettings(s);
+    }).catch(function () {});
+  }
+
+  function renderSettings(s) {
+    var on = s.triggers.filter(function (t) { return t.on; }).length;
+    $('settings-summary').textContent = on + ' of ' + s.triggers.length + ' triggers on · Slack ' +
+      (s.slack.mode === 'off' ? 'off' : s.slack.mode) + ' · identity ' + s.identity;
+    A.clear($('settings-triggers'));
+    s.triggers.forEach(function (t) {
+      $('settings-triggers').appendChild(el('tr', {'data-trigger': t.trigger, 'data-on': t.on ? 'on' : 'off', class: t.on ? '' : 'off'},
+        el('th', {scope: 'row'}, el('span', {text: t.title}), ' ', el('code', {class: 'muted', text: t.trigger})),
+        el('td', null, el('span', {class: 'badge ' + (t.on ? 'ok' : 'off'), text: t.on ? 'on' : 'off'})),
+        el('td', {text: t.tiersInWords}),
+        el('td', {text: t.firesWhen})));
+    });
+    var presence = s.presence.map(function (p) { return p.label + ' ' + p.inWords; });
+    var items = [
+      ['Presence', presence],
+      ['Origins', s.origins.length ? s.origins.join(', ') : 'none: browsers are refused'],
+      ['Origin header', s.originRule],
+      ['Identity verification', s.identity],
+      ['Slack', s.slack.inWords],
+      ['Alert rate limit', s.alertRateLimit.inWords],
+      ['Slack budget', s.slackMaxPerMinute.value ? 'at most ' + s.slackMaxPerMinute.inWords + ', then one digest' : 'no limit'],
+      ['Max live users', s.maxLiveUsers.inWords],
+      ['Events kept', s.retention.inWords],
+      ['Video calls', s.videoCallTemplate]
+    ];
+    var list = $('settings-list');
+    A.clear(list);
+    items.forEach(function (item) {
+      var lines = Array.isArray(item[1]) ? item[1] : [item[1]];
+      list.appendChild(el('div', null, el('dt', {text: item[0]}),
+        el('dd', null, lines.map(function (line) { return el('div', {text: line}); }))));
+    });
   }
 
   // ---- rendering -------------------------------------------------------------
