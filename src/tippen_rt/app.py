@@ -2,7 +2,8 @@
 
 Start order: signal watcher, EventStore (opens and migrates SQLite), tenant
 directory, Feed, Notifier, Registry, tenant watcher (settings changed by the
-CLI reach live users), recovery of every live user (snapshots,
+CLI reach live users; the directory's reload tells open dashboards through
+the Hub), recovery of every live user (snapshots,
 then replay of newer events), snapshotter, summary writer, HTTP server.
 Requests are accepted only after recovery.  Stop order on SIGTERM/SIGINT: the
 HTTP server stops accepting and finishes in-flight requests (bounded by the
@@ -204,7 +205,10 @@ async def watch_tenants(
     task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Reload the tenants every ``interval_s``; give the live actors of a tenant
-    whose settings changed the new ones (they run their rules with them at once)."""
+    whose settings changed the new ones (they run their rules with them at once).
+
+    The reload itself shows a change on the tenant's open dashboards
+    (``TenantDirectory.on_settings_change``, wired in ``AppServices``)."""
     known = {t.id: t.settings for t in tenants.all()}
     task_status.started()
     while True:
