@@ -12,7 +12,8 @@ sends, on each subscriber's bounded queue:
 - ``trigger``: a support trigger fired or cleared, with its reason;
 - ``alert``: an alert opened, was acknowledged or resolved (Notifier);
 - ``settings``: the tenant's settings changed (``tippen-rt tenant set``), as
-  ``GET /api/admin/settings`` answers them.
+  ``GET /api/admin/settings`` answers them (a page reads that again with
+  every snapshot, so one lost to a resync is not missed).
 
 A subscriber whose queue is full is not waited for: it is marked to
 *resync*, its stale backlog is thrown away, and it gets a fresh snapshot of
