@@ -97,6 +97,7 @@ DEFAULT_TRIGGER_TIERS: Mapping[str, tuple[str, ...]] = {
     "long_inactivity": ("free_trial",),
 }
 TRIGGERS = tuple(DEFAULT_TRIGGER_TIERS)
+_NO_TRIGGERS: frozenset[str] = frozenset()
 
 
 def _known_trigger(name: str, what: str) -> str:
@@ -169,6 +170,18 @@ class TenantSettings:
     max_live_users: int = 20_000
     #: Slack messages per minute; beyond it one digest ("N more users need help").
     slack_max_per_minute: int = 10
+    #: Derived, not stored: the triggers that apply to each tier (the rules look
+    #: this up for every user at every round).
+    _triggers_by_tier: Mapping[str, frozenset[str]] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        by_tier = {
+            tier: frozenset(
+                t for t in TRIGGERS if t not in self.triggers_off and tier in self.tiers_of(t)
+            )
+            for tier in TIERS
+        }
+        object.__setattr__(self, "_triggers_by_tier", by_tier)
 
     #: The thresholds ``tippen-rt tenant set --set NAME=VALUE`` changes (docs/presence.md).
     THRESHOLDS = (
@@ -221,7 +234,11 @@ class TenantSettings:
 
     def trigger_applies(self, trigger: str, tier: str) -> bool:
         """True if ``trigger`` is on and applies to users of ``tier``."""
-        return trigger not in self.triggers_off and tier in self.tiers_of(trigger)
+        return trigger in self.triggers_for(tier)
+
+    def triggers_for(self, tier: str) -> frozenset[str]:
+        """The triggers that are on and apply to users of ``tier``."""
+        return self._triggers_by_tier.get(tier, _NO_TRIGGERS)
 
     def with_triggers(
         self, on_off: Mapping[str, bool], tiers: Mapping[str, tuple[str, ...] | None]
@@ -280,7 +297,7 @@ class TenantSettings:
         """Build from stored JSON; unknown keys are ignored, wrong types rejected."""
         values: dict[str, Any] = {}
         for f in fields(cls):
-            if f.name not in data:
+            if not f.init or f.name not in data:
                 continue
             value = data[f.name]
             default = f.default
@@ -319,6 +336,7 @@ class TenantSettings:
     def to_mapping(self) -> dict[str, Any]:
         """The JSON form stored in SQLite."""
         data = asdict(self)
+        del data["_triggers_by_tier"]
         data["triggers_off"] = list(self.triggers_off)
         data["trigger_tiers"] = {t: list(tiers) for t, tiers in self.trigger_tiers}
         return data

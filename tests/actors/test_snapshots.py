@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import replace
 from typing import Any
 
 import orjson
@@ -57,12 +56,30 @@ times = st.floats(0, 2e9, allow_nan=False)
         last_event_at=times,
         last_interaction_at=st.none() | times,
         current_route=st.none() | st.text(max_size=30),
+        route_entered_at=times,
+        visible=st.booleans(),
+        visible_since=times,
+        last_presence_at=times,
+        present_since=times,
+        unloaded_at=st.none() | times,
+        recent_interactions=st.lists(times, max_size=5).map(tuple),
         recent_errors=st.lists(times, max_size=5).map(tuple),
+        total_events=st.integers(0, 2**40),
+        total_errors=st.integers(0, 2**40),
+        last_error_at=st.none() | times,
+        last_error_message=st.none() | st.text(max_size=30),
         active=st.lists(
             st.tuples(st.sampled_from(list(Trigger)), times, st.text(max_size=20)), max_size=4
         ).map(tuple),
+        last_fired=st.lists(st.tuples(st.sampled_from(list(Trigger)), times), max_size=4).map(
+            tuple
+        ),
         needs_support=st.booleans(),
+        support_triggered_at=st.none() | times,
+        acknowledged_at=st.none() | times,
+        acknowledged_by=st.none() | st.text(max_size=30),
         last_alert_sent_at=st.none() | times,
+        clock_offset_ms=st.integers(-(2**40), 2**40),
         last_input_at=st.none() | times,
         input_since=times,
         focused=st.none() | st.booleans(),
@@ -221,7 +238,7 @@ async def test_graceful_restart_keeps_state_and_remaining_timer(
         before = live.registry.state(tenant.id, "ann")
     await trio.sleep_until(clock.to_trio(T0 + 150))  # 30 s of downtime
     async with incarnation(store, snapshots, tenant, clock) as live:
-        assert live.registry.state(tenant.id, "ann") == replace(before, observed_from=T0 + 150)
+        assert live.registry.state(tenant.id, "ann") == before.replace(observed_from=T0 + 150)
         for t in (150, 180, 210, 240, 270, 300, 330):
             await live.at(t)
             await send_stored(live, store, "ann", TYPING)

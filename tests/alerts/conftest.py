@@ -75,7 +75,7 @@ def user_state(tenant_id: int, user: str, now: float, **changes: Any) -> UserSta
         total_events=42,
         total_errors=3,
     )
-    return dataclasses.replace(state, **changes)
+    return state.replace(**changes)
 
 
 @dataclass

@@ -11,7 +11,6 @@ Version 1 had the first 28 fields only (no presence) and open episodes as
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any
 
 import orjson
@@ -20,7 +19,7 @@ from ._state import UserState
 from ._triggers import Trigger
 
 VERSION = 2
-_FIELDS = tuple(f.name for f in dataclasses.fields(UserState))
+_FIELDS = UserState._fields
 _TUPLES = ("recent_interactions", "recent_errors")
 #: Version 1's fields are the first ones of version 2.
 _V1_FIELD_COUNT = _FIELDS.index("clock_offset_ms") + 1
@@ -40,8 +39,16 @@ _TUPLE_INDEXES = tuple(2 + _FIELDS.index(name) for name in _TUPLES)
 _TENANT, _USER = 2 + _FIELDS.index("tenant_id"), 2 + _FIELDS.index("user_id")
 
 
-def decode_state(blob: bytes) -> tuple[UserState, float]:
-    """``(state, taken_at)`` from :func:`encode_state` output; raise SnapshotError."""
+_OBSERVED_FROM = 2 + _FIELDS.index("observed_from")
+
+
+def decode_state(blob: bytes, *, observed_from: float | None = None) -> tuple[UserState, float]:
+    """``(state, taken_at)`` from :func:`encode_state` output; raise SnapshotError.
+
+    ``observed_from``, if given, replaces the stored one: recovery restores
+    100k users watched from the restart on, and a copy per user to change one
+    field costs more than the decoding itself.
+    """
     try:
         doc = orjson.loads(blob)
     except orjson.JSONDecodeError as exc:
@@ -62,7 +69,9 @@ def decode_state(blob: bytes) -> tuple[UserState, float]:
         doc[_LAST_FIRED] = tuple((Trigger(t), float(at)) for t, at in doc[_LAST_FIRED])
         for i in _TUPLE_INDEXES:
             doc[i] = tuple(doc[i])
-        return UserState(*doc[2:]), float(doc[1])
+        if observed_from is not None:
+            doc[_OBSERVED_FROM] = observed_from
+        return UserState._make(doc[2:]), float(doc[1])
     except (TypeError, ValueError) as exc:
         raise SnapshotError(f"bad snapshot field: {exc}") from None
 

@@ -28,9 +28,11 @@ survivors frozen, as after a burst of spawns.
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import logging
 import time
+from collections.abc import Iterator
 from typing import Any
 
 log = logging.getLogger(__name__)
@@ -53,6 +55,7 @@ class GcGuard:
         self._steps = 0
         self._live = 0
         self._installed = False
+        self._held = False
         self._next_leak_check = time.monotonic() + LEAK_CHECK_EVERY_S
         self.freezes = 0
         self.leak_checks = 0
@@ -75,18 +78,43 @@ class GcGuard:
             gc.freeze()
             self.freezes += 1
 
+    @contextlib.contextmanager
+    def held(self) -> Iterator[None]:
+        """No collection at all inside (recovery's burst of 100k spawns and first
+        rounds); what it made is frozen at the end, in one step.
+
+        Collecting while several hundred thousand long-lived objects are made
+        only walks them again and again: young collections every few thousand
+        spawns cost a second at 100k (bench recovery).  No collection at the
+        end either: with collection off, what died meanwhile was freed by
+        reference counting, and a full pass over everything just made would
+        cost more than the little cyclic garbage it could find.
+        """
+        was_enabled = gc.isenabled()
+        gc.disable()
+        self._held = True
+        try:
+            yield
+        finally:
+            self._held = False
+            self._spawned = self._steps = 0
+            gc.freeze()
+            self.freezes += 1
+            if was_enabled:
+                gc.enable()
+
     def spawned(self, live: int) -> None:
         """Count a spawn; freeze after a burst of them."""
         self._live = live
         self._spawned += 1
-        if self._spawned >= self.freeze_every:
+        if self._spawned >= self.freeze_every and not self._held:
             self._spawned = 0
             self._freeze_young()
 
     def stepped(self) -> None:
         """Count an actor step; collect the young generation after enough of them."""
         self._steps += 1
-        if self._steps >= self.collect_every_steps:
+        if self._steps >= self.collect_every_steps and not self._held:
             self._steps = 0
             self._freeze_young()
 

@@ -13,7 +13,6 @@
 
 from __future__ import annotations
 
-import gc
 import logging
 import sqlite3
 import time
@@ -71,25 +70,13 @@ async def recover(
 ) -> RecoveryReport:
     """Restore live users into ``registry``; return what was done."""
     started = time.perf_counter()
-    # Recovery makes several hundred thousand long-lived objects in a burst:
-    # collecting while they are made only walks them again and again.  Once
-    # they have settled they are frozen out of later collections.
-    gc_was_enabled = gc.isenabled()
-    gc.disable()
-    try:
+    with registry.gc_guard.held():
         report = await _recover(
             registry, store, snapshots, tenants, clock, replay_window_s=replay_window_s
         )
         # Let every restored actor run its first round before freezing.
         await trio.lowlevel.checkpoint()
         await trio.lowlevel.checkpoint()
-    finally:
-        # No collection first: with collection off, what died meanwhile was
-        # freed by reference counting, and a full pass over everything just
-        # made would cost more than the little cyclic garbage it could find.
-        gc.freeze()
-        if gc_was_enabled:
-            gc.enable()
     report.seconds = time.perf_counter() - started
     log.info(
         "recovered %d live users (%s: %d snapshots, %d events replayed) in %.2f s",
@@ -117,6 +104,10 @@ async def _recover(
     #: all their events in the window, not only the watermark's tail.
     unusable: set[Key] = set()
     watermark: float | None = None
+    # Restored users are watched from now on (UserState.observed_from): set as
+    # each snapshot is decoded, not by a copy of every state afterwards.
+    now = clock.now()
+    blobs: dict[Key, bytes] = {}
     if snapshots is not None:
         try:
             blobs, watermark = await snapshots.load_all()
@@ -126,7 +117,7 @@ async def _recover(
         else:
             for key, blob in blobs.items():
                 try:
-                    decoded, taken = decode_state(blob)
+                    decoded, taken = decode_state(blob, observed_from=now)
                     if decoded.key != key:
                         raise SnapshotError(f"it holds user {decoded.key}")
                 except SnapshotError as exc:
@@ -143,7 +134,6 @@ async def _recover(
                 )
     report.source = snapshots.name if snapshots is not None and states else "replay"
 
-    now = clock.now()
     window_start = now - replay_window_s
     # Replay what may be missing from the snapshots, but never more than one
     # session timeout back: older events belong to sessions that are over.
@@ -192,9 +182,12 @@ async def _recover(
             restored[key] = snapshot[0]
             continue
         report.replayed_events += sum(len(b.events) for b in batches)
+        if snapshot is not None:
+            # Replay goes through the history as it was: the snapshot as stored.
+            snapshot = decode_state(blobs[key])
         state = _replay(snapshot, batches, starts, alive_until, tenant.settings, key[0])
         if state is not None:
-            restored[key] = state
+            restored[key] = state.replace(observed_from=now)
     for key, state in restored.items():
         registry.restore(state, tenants[key[0]].settings)
         report.users_restored += 1

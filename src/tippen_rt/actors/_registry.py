@@ -178,11 +178,12 @@ class Registry:
     def restore(self, state: UserState, settings: TenantSettings) -> None:
         """Recreate the actor for a state saved before a restart.
 
-        Absence is judged from now on: nothing could reach us while we were down.
+        ``state.observed_from`` must be the restart (recovery sets it): absence
+        is judged from then on, since nothing could reach us while we were down.
         """
         if state.key in self._mailboxes:
             raise ValueError(f"user {state.key} is already live")
-        self._spawn(state.replace(observed_from=self.clock.now()), settings)
+        self._spawn(state, settings)
 
     def _spawn(
         self, state: UserState, settings: TenantSettings

@@ -211,13 +211,14 @@ def evaluate(s: UserState, now: float, th: TenantSettings) -> Step:
     next_at = end_at
     if p.next_change_at is not None and p.next_change_at < next_at:
         next_at = p.next_change_at
+    applies = th.triggers_for(s.tier)
     for trigger, rule in RULES.items():
         opened_at = opened.get(trigger)
         if left_now:
             if opened_at is not None:
                 left.append(trigger)
             continue
-        if not th.trigger_applies(trigger, s.tier):
+        if trigger not in applies:
             if opened_at is not None:
                 switched_off.append(trigger)
             continue
@@ -231,8 +232,11 @@ def evaluate(s: UserState, now: float, th: TenantSettings) -> Step:
         elif not result.firing and opened_at is not None:
             cleared.append(trigger)
     presence_changed = p.presence != s.presence or p.since != s.presence_since
-    if not fired and not cleared and not left and not switched_off and not presence_changed:
-        return Step(s, (), (), next_at, False)
+    if not fired and not cleared and not left and not switched_off:
+        if not presence_changed:
+            return Step(s, (), (), next_at, False)
+        # The common change (a restored user, an idle tab): presence alone.
+        return Step(s.replace(presence=p.presence, presence_since=p.since), (), (), next_at, False)
     ended = set(cleared) | set(left) | set(switched_off)
     active = [entry for entry in s.active if entry[0] not in ended]
     active += [(trigger, now, reason) for trigger, reason in fired]
@@ -250,7 +254,7 @@ def evaluate(s: UserState, now: float, th: TenantSettings) -> Step:
         last_fired=tuple(last_fired.items()),
         needs_support=needs_support,
         support_triggered_at=support_at,
-        presence=p.presence.value,
+        presence=p.presence,
         presence_since=p.since,
     )
     return Step(
