@@ -92,8 +92,8 @@ import trio
 from ._loadgen import ORIGIN
 from ._options import Options
 from ._procs import start_server
-from ._report import SRC_REV_ENV, Report, Table, filesystem_of, git_commit
-from ._revs import describe_rev, export_src, resolve_rev, src_dirty
+from ._report import Report, Table, filesystem_of, git_commit
+from ._revs import baseline_rev, describe_rev, export_src
 from .dashboard import Http
 
 NAME = "presence"
@@ -737,25 +737,6 @@ def _pct(values: list[float], p: float) -> float:
 # ---- the run ------------------------------------------------------------------------
 
 
-def _baseline(opts: Options) -> tuple[str | None, str]:
-    """(commit to run as "before" or None, how it was chosen)."""
-    choice = opts.baseline.strip()
-    if choice.lower() in ("none", "off", ""):
-        return None, "skipped (--baseline none)"
-    if choice != "auto":
-        sha = resolve_rev(choice)
-        if sha is None:
-            raise ValueError(f"--baseline {choice}: not a git revision")
-        return sha, f"--baseline {choice}"
-    pinned = os.environ.get(SRC_REV_ENV)
-    if pinned:
-        sha = resolve_rev(f"{pinned}~1")
-        return sha, "the commit before the --at revision"
-    if src_dirty():
-        return resolve_rev("HEAD"), "HEAD (src/ has uncommitted changes)"
-    return resolve_rev("HEAD~1"), "HEAD~1 (src/ is HEAD's)"
-
-
 def run(opts: Options) -> Report:
     """Play the population against the baseline (before) and the code here (after)."""
     u = QUICK_SCALE if opts.quick else 1.0
@@ -766,7 +747,7 @@ def run(opts: Options) -> Report:
         if git.get("src") == "exported"
         else f"{str(git['commit'])[:12]} working tree{' (dirty)' if git['dirty'] else ''}"
     )
-    baseline, how = _baseline(opts)
+    baseline, how = baseline_rev(opts.baseline)
     report = Report(
         NAME,
         params={

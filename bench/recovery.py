@@ -25,8 +25,14 @@ nothing).  The parent only orchestrates and prints.
      old, so recovery must read every event since the oldest one).
 
    Redis gets both (two hashes); SQLite gets each in its own copy of the file.
-2. ``recover`` (five subprocesses: Redis graceful/crash, SQLite graceful/crash,
-   replay with no snapshots).  As ``app.serve`` does: open the EventStore, load
+2. ``recover`` (subprocesses: Redis graceful/crash three times each, SQLite
+   graceful/crash, replay with no snapshots; each on a fresh copy of the
+   prepared SQLite file, so each is the first start after the snapshots; the
+   figures are the median run).  With a baseline (``--baseline REV``, default
+   as for ``presence``) every recovery runs with that revision's service too,
+   alternating with this tree's, on the same prepared data: "before" and
+   "after" in the same run (``prepare`` then runs with the baseline, whose
+   schema the newer service migrates at start).  As ``app.serve`` does: open the EventStore, load
    tenants, start a Feed and a Registry, create the Snapshotter (a watcher),
    then time ``recover()``.  "ready" = ``recover()`` returned and every restored
    actor has run its first rule round (``wait_all_tasks_blocked``).  Timing
@@ -109,6 +115,7 @@ from ._compat import tenant_settings
 from ._options import Options
 from ._redis import running_redis
 from ._report import REPO_DIR, Report, Table, filesystem_of
+from ._revs import baseline_rev, describe_rev, export_src
 
 NAME = "recovery"
 DESCRIPTION = (
@@ -787,9 +794,13 @@ def child_main(argv: Sequence[str]) -> int:
 # ---- the parent ---------------------------------------------------------------------------
 
 
-def _child(step: str, args: dict[str, Any], what: str) -> dict[str, Any]:
-    """Run ``step`` in a fresh interpreter; its result, with ``spawned_wall`` added."""
+def _child(step: str, args: dict[str, Any], what: str, src: Path | None = None) -> dict[str, Any]:
+    """Run ``step`` in a fresh interpreter (the service's ``src`` first on its path,
+    if given); its result, with ``spawned_wall`` added."""
     print(f"  {what} ...", end="", flush=True)
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    if src is not None:
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(src), env.get("PYTHONPATH")) if p)
     spawned = time.time()
     proc = subprocess.run(
         [sys.executable, "-m", "bench.recovery", step, orjson.dumps(args).decode()],
@@ -797,7 +808,7 @@ def _child(step: str, args: dict[str, Any], what: str) -> dict[str, Any]:
         capture_output=True,
         text=True,
         timeout=CHILD_TIMEOUT_S,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        env=env,
         check=False,
     )
     lines = [x for x in proc.stdout.splitlines() if x.startswith("RESULT ")]
@@ -816,13 +827,28 @@ def _ms(values: Iterable[float], q: float) -> float:
 
 
 def run(opts: Options) -> Report:
-    """Prepare, recover five ways, measure rounds; see the module docstring."""
+    """Prepare, recover five ways (each also with the baseline's service), measure
+    rounds; see the module docstring."""
     plan = Plan.for_options(opts)
     seed = 4
-    report = Report(NAME, params={**dataclasses.asdict(plan), "timers_per_round": TIMERS})
+    baseline, how = baseline_rev(opts.baseline)
+    report = Report(
+        NAME,
+        params={
+            **dataclasses.asdict(plan),
+            "timers_per_round": TIMERS,
+            "before": describe_rev(baseline) if baseline else None,
+            "before_chosen_as": how,
+            "repeats": {label: _repeats(label, opts) for label, _, _ in RECOVERIES},
+        },
+    )
     with tempfile.TemporaryDirectory(prefix="tippen-bench-recovery-") as tmp_name:
         tmp = Path(tmp_name)
         report.params["tmp_fs"] = filesystem_of(tmp)
+        sides: list[tuple[str, Path | None]] = [("after", None)]
+        if baseline is not None:
+            print(f"   before: {describe_rev(baseline)} ({how})", flush=True)
+            sides.insert(0, ("before", export_src(baseline, tmp / "before")))
         with running_redis(tmp) as redis_server:
             report.params["redis"] = redis_server.version()
             base = {
@@ -832,21 +858,83 @@ def run(opts: Options) -> Report:
                 "redis_url": redis_server.url,
                 "seed": seed,
             }
-            prep = _child("prepare", base, f"preparing {plan.users:,} users' events and snapshots")
+            # Prepared by the older side: the newer one migrates its copy at start
+            # (an older service refuses a newer schema).
+            prep = _child(
+                "prepare",
+                base,
+                f"preparing {plan.users:,} users' events and snapshots",
+                sides[0][1],
+            )
             report.params["redis_used_mib"] = round(redis_server.used_memory_mib(), 1)
-            recs: list[tuple[str, dict[str, Any]]] = []
+            recs: list[tuple[str, str, dict[str, Any]]] = []
             for label, backend, which in RECOVERIES:
-                args = {**base, "backend": backend or "none", "which": which}
-                res = _child("recover", args, f"recovering: {label}")
-                res["process_s"] = res["ready_wall"] - res["spawned_wall"]
-                recs.append((label, res))
+                for n in range(_repeats(label, opts)):
+                    # Alternate which side goes first, so drift in the host's speed
+                    # during the run does not favour one of them.
+                    for side, src in sides if n % 2 == 0 else sides[::-1]:
+                        args = {**base, "backend": backend or "none", "which": which}
+                        args.update(_fresh_copies(base, tmp / "work"))
+                        res = _child("recover", args, f"recovering: {label} ({side})", src)
+                        res["process_s"] = res["ready_wall"] - res["spawned_wall"]
+                        recs.append((label, side, res))
             rounds = _child(
                 "rounds",
                 {**base, "db": str(tmp / "rounds.db")},
                 f"snapshot rounds with {plan.users:,} live actors",
             )
-    _tables(report, plan, prep, recs, rounds)
+    _tables(report, plan, prep, _medians(recs), rounds)
     return report
+
+
+#: Recoveries of each kind per side; the figures are their medians.
+REPEATS = {"redis, graceful": 3, "redis, crash": 3}
+
+
+def _repeats(label: str, opts: Options) -> int:
+    return 1 if opts.quick else REPEATS.get(label, 1)
+
+
+def _fresh_copies(base: dict[str, Any], work: Path) -> dict[str, str]:
+    """The prepared SQLite files copied anew for one recovery: each recovery is the
+    first start after the snapshots, as after a real stop or crash.  (Reusing one
+    file made every later recovery cross the earlier one's recorded start, and so
+    replay every user: measured, that path is several times slower and not what
+    an operator's restart does.)"""
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir()
+    copies = {}
+    for key in ("db", "db_crash"):
+        copies[key] = str(work / Path(base[key]).name)
+        shutil.copyfile(base[key], copies[key])
+    return copies
+
+
+def _medians(
+    recs: list[tuple[str, str, dict[str, Any]]],
+) -> list[tuple[str, dict[str, Any]]]:
+    """One row per (kind, side): the run with the median ready time, its runs' ready
+    times in ``ready_runs``; the baseline's labelled "... (before)"."""
+    rows: list[tuple[str, dict[str, Any]]] = []
+    for side in ("before", "after"):
+        for label, _, _ in RECOVERIES:
+            runs = recs_of(recs, label, side)
+            if runs:
+                row = dict(sorted(runs, key=_ready)[(len(runs) - 1) // 2])
+                row["ready_runs"] = [round(r["ready_s"], 2) for r in runs]
+                rows.append((label if side == "after" else f"{label} (before)", row))
+    return rows
+
+
+def recs_of(
+    recs: list[tuple[str, str, dict[str, Any]]], label: str, side: str
+) -> list[dict[str, Any]]:
+    """The runs of one kind and side, in the order they ran."""
+    return [r for k, s, r in recs if k == label and s == side]
+
+
+def _ready(r: dict[str, Any]) -> float:
+    return float(r["ready_s"])
 
 
 def _tables(
@@ -883,6 +971,7 @@ def _tables(
             "recover() s",
             "1st rounds s",
             "ready s",
+            "ready s, each run",
             "CPU s",
             "GC s",
             "process s",
@@ -905,6 +994,7 @@ def _tables(
             r["recover_s"],
             r["first_round_s"],
             r["ready_s"],
+            " / ".join(f"{x:.2f}" for x in r["ready_runs"]),
             r["ready_cpu_s"],
             r["gc_s"],
             r["process_s"],
@@ -912,7 +1002,9 @@ def _tables(
             r["rss_ready_mib"],
             r["peak_rss_mib"],
         )
-        key = label.split(" (")[0].replace(", ", "_")
+        key = ("before_" if label.endswith(" (before)") else "") + label.split(" (")[0].replace(
+            ", ", "_"
+        )
         report.figures.update(
             {
                 f"{key}_ready_s": round(r["ready_s"], 3),
@@ -1073,11 +1165,16 @@ def _tables(
         f" {rounds['gen2_in_rounds']} of them inside a measured round"
     )
 
-    targets = Table("targets (issue 4)", ["figure", "value", "target", "met"])
+    targets = Table("targets (issues 4 and 17)", ["figure", "value", "target", "met"])
     by = dict(recs)
     for label in ("redis, graceful", "redis, crash"):
         v = by[label]["ready_s"]
         targets.add(f"ready from {label} s", v, f"< {TARGET_READY_S:g}", v < TARGET_READY_S)
+        before = by.get(f"{label} (before)")
+        if before is not None:
+            ratio = v / before["ready_s"]
+            targets.add(f"ready from {label}: after / before", ratio, "<= 1", ratio <= 1)
+            report.figures[f"{label.replace(', ', '_')}_ready_vs_before"] = round(ratio, 3)
     for backend in ("redis", "sqlite"):
         p = pooled("10%", backend)
         targets.add(
