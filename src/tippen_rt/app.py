@@ -103,6 +103,7 @@ async def _run(
                 settings.db_path,
                 queue_jobs=settings.store_queue_jobs,
                 max_rows_per_commit=settings.store_max_rows_per_commit,
+                writer_process=settings.store_writer == "process",
             )
             await storage.start(store.run)
             clock = Clock()

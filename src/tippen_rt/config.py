@@ -20,6 +20,8 @@ from pathlib import Path
 from typing import Any
 
 ENV_PREFIX = "TIPPEN_"
+#: Values of TIPPEN_STORE_WRITER.
+STORE_WRITERS = ("process", "thread")
 
 MINUTE_S = 60.0
 
@@ -115,6 +117,9 @@ class Settings:
     store_queue_jobs: int = 2048
     #: Upper bound on rows written by one group commit.
     store_max_rows_per_commit: int = 20_000
+    #: Where ingest's inserts run: "process" (a writer process with its own GIL,
+    #: started and stopped with the service) or "thread" (a worker thread).
+    store_writer: str = "process"
 
     # HTTP
     #: Address to listen on (also --host).
@@ -256,6 +261,11 @@ class Settings:
                 out.append(f"{env}={value}: must be more than 0")
         if not 0 <= self.port <= 65535:
             out.append(f"TIPPEN_PORT={self.port}: must be a port from 0 to 65535 (0: any free one)")
+        if self.store_writer not in STORE_WRITERS:
+            out.append(
+                f"TIPPEN_STORE_WRITER={self.store_writer}: must be one of"
+                f" {', '.join(STORE_WRITERS)}"
+            )
         if self.log_level.upper() not in LOG_LEVELS:
             out.append(f"TIPPEN_LOG_LEVEL={self.log_level}: must be one of {', '.join(LOG_LEVELS)}")
         for name, schemes in _URL_SCHEMES.items():

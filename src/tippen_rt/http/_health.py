@@ -35,9 +35,20 @@ async def readyz() -> Response:
     """
     svc = services()
     reasons: list[str] = []
-    checks: dict[str, object] = {"store": {"ok": svc.store.accepting}}
+    store_stats = svc.store.stats()
+    checks: dict[str, object] = {
+        "store": {
+            "ok": svc.store.accepting and svc.store.writer_ok,
+            "writer_ok": svc.store.writer_ok,
+            "writer_starts": store_stats.writer_starts,
+            "writer_deaths": store_stats.writer_deaths,
+            "queued_jobs": store_stats.queued_jobs,
+        }
+    }
     if not svc.store.accepting:
         reasons.append("the event store is not accepting writes")
+    elif not svc.store.writer_ok:
+        reasons.append("the SQLite writer process is being restarted")
     if svc.registry is not None and svc.recovery is None:
         reasons.append("recovering live users")
     checks["http_connections"] = live_connections()

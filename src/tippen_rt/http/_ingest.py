@@ -17,7 +17,7 @@ from quart import Blueprint, Response, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from ..events import BadInput, Batch, parse_batch
-from ..persist import StoreBusy, StoreClosed, insert_batches
+from ..persist import StoreBusy, StoreClosed, WriterLost, insert_batches
 from ..tenants import Tenant, verify_user_hash
 from ._client import client_address
 from ._errors import error_response
@@ -183,7 +183,7 @@ async def _track(svc: AppServices, origin: str | None) -> Response:
             result = await svc.store.write_combined_nowait(
                 insert_batches, (tenant.id, batch), rows=len(batch.events) or 1
             )
-        except (StoreBusy, StoreClosed):
+        except (StoreBusy, StoreClosed, WriterLost):
             return error_response(
                 BadInput("overloaded", "server is busy; retry later", None, status=503),
                 {"Retry-After": RETRY_AFTER_S, **await _cors_for(origin, tenant)},

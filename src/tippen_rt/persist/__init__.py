@@ -68,6 +68,7 @@ from ._tenants import (
     tenant_rows,
     update_tenant,
 )
+from ._writer_process import WriterLost
 
 __all__ = [
     "DISABLED",
@@ -104,6 +105,7 @@ __all__ = [
     "SummaryRow",
     "SweepReport",
     "TenantExists",
+    "WriterLost",
     "acknowledge_alert",
     "alert_by_id",
     "connect",

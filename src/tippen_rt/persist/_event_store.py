@@ -2,13 +2,26 @@
 
 Callers hand it a *job* (a function of the connection) and await the commit.
 One writer task takes every job queued while the previous transaction ran,
-runs them all in one transaction in a worker thread (each under its own
-SAVEPOINT, so one failing job does not sink the others), commits once, and
+runs them all in one transaction (each under its own SAVEPOINT, so one
+failing job does not sink the others: ``_transaction.py``), commits once, and
 then wakes every waiter.  Jobs that *combine* (ingest's batches) run as one
 call for all of them that are queued side by side, so a group of 25 batches
 costs a few SQLite statements rather than a hundred.  A caller that has
 been woken knows its rows are committed: that is what lets ingest answer
 "stored".
+
+Where the transaction runs:
+
+- ``writer_process=False``: in a worker thread of this process (and inline
+  in tests on virtual time);
+- ``writer_process=True`` (the service's default, ``TIPPEN_STORE_WRITER``):
+  ingest's batches go to a child process with its own GIL
+  (``_writer_process.py``) as bytes, and only the other jobs (alerts,
+  summaries, tenants: a few a second) run in the worker thread.  A group is
+  then cut where the kind of job changes, so the two connections never write
+  at the same time.  If the child dies, the batches it held fail with
+  :class:`WriterLost` (never "stored"), and the next group starts a new one;
+  :attr:`EventStore.writer_ok` says whether one is running.
 
 Reads use a second connection (WAL lets it read while the writer writes).
 """
@@ -17,25 +30,29 @@ from __future__ import annotations
 
 import logging
 import sqlite3
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Generic, TypeVar
+from typing import Any, TypeVar
 
 import trio
 
 from ._schema import connect, migrate
+from ._transaction import Combined, Work, run_group
+from ._writer_process import REMOTE_BY_FN, WriterLost, WriterProcess
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 Item = TypeVar("Item")
 
-#: A job that combines: ``fn(conn, items)`` returns one result per item, in order.
-Combined = Callable[[sqlite3.Connection, list[Item]], Sequence[T]]
-
-
 Offload = Callable[..., Awaitable[Any]]
+
+#: How long a writer process may take to start, and to stop after its last group.
+WRITER_START_S = 30.0
+WRITER_STOP_S = 30.0
+#: After a writer process failed to start, the next try waits at least this long.
+WRITER_RETRY_S = 1.0
 
 
 async def run_inline(fn: Callable[..., T], *args: Any) -> T:
@@ -53,14 +70,9 @@ class StoreClosed(Exception):
 
 
 @dataclass(eq=False, slots=True)
-class _Job(Generic[T]):
-    fn: Callable[[sqlite3.Connection], T] | None
-    rows: int
-    combined: Combined[Any, T] | None = None
-    item: Any = None
+class _Job(Work):
+    rows: int = 1
     done: trio.Event = field(default_factory=trio.Event)
-    result: Any = None
-    error: BaseException | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +83,9 @@ class StoreStats:
     jobs: int
     rows: int
     queued_jobs: int
+    #: Writer processes started, and how many of them died under us.
+    writer_starts: int = 0
+    writer_deaths: int = 0
 
 
 class EventStore:
@@ -83,16 +98,23 @@ class EventStore:
         queue_jobs: int = 2048,
         max_rows_per_commit: int = 20_000,
         offload: Offload | None = None,
+        writer_process: bool = False,
     ) -> None:
         """``offload`` runs blocking SQLite calls; a worker thread by default.
 
         Tests on virtual time pass :func:`run_inline`: a worker thread would let
-        the autojump clock race ahead while SQLite works.
+        the autojump clock race ahead while SQLite works.  ``writer_process``
+        sends ingest's batches to a writer process (see the module docstring).
         """
         self.path = Path(path)
+        self._use_process = writer_process
+        self._process: WriterProcess | None = None
+        self._process_retry_at = -float("inf")
+        self._writer_starts = 0
+        self._writer_deaths = 0
         self._offload: Offload = offload or trio.to_thread.run_sync
         self._max_rows = max_rows_per_commit
-        self._send, self._recv = trio.open_memory_channel[_Job[Any]](queue_jobs)
+        self._send, self._recv = trio.open_memory_channel[_Job](queue_jobs)
         self._writer: sqlite3.Connection | None = None
         self._reader: sqlite3.Connection | None = None
         self._read_lock = trio.Lock()
@@ -114,6 +136,10 @@ class EventStore:
         self._writer = await self._offload(self._open_writer)
         self._reader = await self._offload(connect, self.path)
         try:
+            if self._use_process:
+                await self._start_writer_process()
+                if self._process is None:
+                    raise WriterLost("the writer process did not start; see the log above")
             task_status.started(self)
             async for first in self._recv:
                 await self._commit_group(first)
@@ -128,6 +154,7 @@ class EventStore:
                     except (trio.WouldBlock, trio.EndOfChannel):
                         break
                     await self._commit_group(job)
+                await self._stop_writer_process()
                 await self._offload(self._close_connections)
 
     async def close(self) -> None:
@@ -159,16 +186,18 @@ class EventStore:
         Waits for room in the queue.  ``fn`` runs in the writer thread; it must
         not commit or roll back itself.
         """
-        job: _Job[T] = _Job(fn, rows)
+        job = _Job(fn, rows=rows)
         try:
             await self._send.send(job)
         except (trio.ClosedResourceError, trio.BrokenResourceError):
             raise StoreClosed("event store is closed") from None
-        return await self._wait(job)
+        result: T = await self._wait(job)
+        return result
 
     async def write_nowait(self, fn: Callable[[sqlite3.Connection], T], *, rows: int = 1) -> T:
         """Like :meth:`write`, but raise :class:`StoreBusy` at once if the queue is full."""
-        return await self._run_nowait(_Job(fn, rows))
+        result: T = await self._run_nowait(_Job(fn, rows=rows))
+        return result
 
     async def write_combined_nowait(self, fn: Combined[Item, T], item: Item, *, rows: int = 1) -> T:
         """Queue ``item`` for ``fn(conn, [item, ...])``; raise :class:`StoreBusy` if full.
@@ -178,10 +207,10 @@ class EventStore:
         order.  If that call raises, each item runs again alone (under its own
         savepoint), so only the item at fault gets the error.
         """
-        job: _Job[T] = _Job(None, rows, fn, item)
-        return await self._run_nowait(job)
+        result: T = await self._run_nowait(_Job(None, fn, item, rows=rows))
+        return result
 
-    async def _run_nowait(self, job: _Job[T]) -> T:
+    async def _run_nowait(self, job: _Job) -> Any:
         try:
             self._send.send_nowait(job)
         except trio.WouldBlock:
@@ -191,13 +220,13 @@ class EventStore:
         return await self._wait(job)
 
     @staticmethod
-    async def _wait(job: _Job[T]) -> T:
+    async def _wait(job: _Job) -> Any:
         await job.done.wait()
         if job.error is not None:
             raise job.error
-        return job.result  # type: ignore[no-any-return]
+        return job.result
 
-    async def _commit_group(self, first: _Job[Any]) -> None:
+    async def _commit_group(self, first: _Job) -> None:
         jobs = [first]
         rows = first.rows
         while rows < self._max_rows:
@@ -208,7 +237,14 @@ class EventStore:
             jobs.append(job)
             rows += job.rows
         try:
-            await self._offload(self._run_transaction, jobs)
+            if self._use_process:
+                for remote, part in _by_where(jobs):
+                    if remote:
+                        await self._run_remote(part)
+                    else:
+                        await self._offload(run_group, self._writer, part)
+            else:
+                await self._offload(run_group, self._writer, jobs)
         finally:
             for job in jobs:
                 job.done.set()
@@ -216,31 +252,60 @@ class EventStore:
         self._jobs += len(jobs)
         self._rows += rows
 
-    def _run_transaction(self, jobs: list[_Job[Any]]) -> None:
-        conn = self._writer
-        assert conn is not None
-        try:
-            conn.execute("BEGIN IMMEDIATE")
-            start = 0
-            while start < len(jobs):
-                combined = jobs[start].combined
-                end = start + 1
-                if combined is None:
-                    _run_alone(conn, jobs[start])
-                else:
-                    while end < len(jobs) and jobs[end].combined is combined:
-                        end += 1
-                    _run_combined(conn, combined, jobs[start:end])
-                start = end
-            conn.execute("COMMIT")
-        except Exception as exc:
-            log.exception("group commit of %d jobs failed", len(jobs))
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
+    async def _run_remote(self, jobs: list[_Job]) -> None:
+        """One group of a remote kind, in the writer process; if there is none (it
+        died and could not be started again), every job fails with WriterLost."""
+        if self._process is not None and self._process.exited:
+            # It died between groups: nothing was in flight, so nothing fails.
+            self._writer_deaths += 1
+            log.error("writer process %d ended by itself; starting another", self._process.pid)
+            self._process = None
+        if self._process is None:
+            await self._start_writer_process()
+        process = self._process
+        if process is None:
+            error = WriterLost("the writer process is not running; retry later")
             for job in jobs:
-                if job.error is None:
-                    job.error = exc
-                    job.result = None
+                job.error = error
+            return
+        job_kind = REMOTE_BY_FN[jobs[0].combined]  # type: ignore[index]
+        try:
+            results = await process.run(job_kind, [job.item for job in jobs])
+        except WriterLost as exc:
+            # Whether it committed before dying is unknown: nobody is told "stored".
+            self._writer_deaths += 1
+            log.error("writer process %d lost: %s; %d batches fail", process.pid, exc, len(jobs))
+            process.kill()
+            self._process = None
+            for job in jobs:
+                job.error = exc
+            await self._start_writer_process()
+            return
+        for job, (ok, value) in zip(jobs, results, strict=True):
+            if ok:
+                job.result = value
+            else:
+                job.error = value
+
+    async def _start_writer_process(self) -> None:
+        """Start a writer process unless one failed to start moments ago."""
+        if trio.current_time() < self._process_retry_at:
+            return
+        try:
+            with trio.fail_after(WRITER_START_S):
+                self._process = await WriterProcess.start(self.path)
+        except (OSError, WriterLost, trio.TooSlowError) as exc:
+            log.error("could not start the writer process: %s", exc)
+            self._process_retry_at = trio.current_time() + WRITER_RETRY_S
+            return
+        self._writer_starts += 1
+
+    async def _stop_writer_process(self) -> None:
+        process, self._process = self._process, None
+        if process is not None:
+            with trio.move_on_after(WRITER_STOP_S):
+                await process.aclose()
+            process.kill()
 
     # ---- reading ---------------------------------------------------------
 
@@ -260,6 +325,12 @@ class EventStore:
         """False once shutdown has begun."""
         return not self._closed
 
+    @property
+    def writer_ok(self) -> bool:
+        """False while ingest's writer process is not running (it died, and the
+        next group starts another); always True without one."""
+        return not self._use_process or self._process is not None
+
     def stats(self) -> StoreStats:
         """Counters since start."""
         return StoreStats(
@@ -267,39 +338,18 @@ class EventStore:
             jobs=self._jobs,
             rows=self._rows,
             queued_jobs=self._send.statistics().current_buffer_used,
+            writer_starts=self._writer_starts,
+            writer_deaths=self._writer_deaths,
         )
 
 
-def _run_alone(conn: sqlite3.Connection, job: _Job[Any]) -> None:
-    conn.execute("SAVEPOINT job")
-    try:
-        if job.combined is not None:
-            job.result = job.combined(conn, [job.item])[0]
+def _by_where(jobs: list[_Job]) -> list[tuple[bool, list[_Job]]]:
+    """``jobs`` cut into runs that go to the writer process (True) or stay here."""
+    parts: list[tuple[bool, list[_Job]]] = []
+    for job in jobs:
+        remote = job.combined in REMOTE_BY_FN
+        if parts and parts[-1][0] == remote:
+            parts[-1][1].append(job)
         else:
-            assert job.fn is not None
-            job.result = job.fn(conn)
-    except Exception as exc:  # the job's own failure: undo just it
-        job.error = exc
-        conn.execute("ROLLBACK TO job")
-    conn.execute("RELEASE job")
-
-
-def _run_combined(conn: sqlite3.Connection, fn: Combined[Any, Any], jobs: list[_Job[Any]]) -> None:
-    if len(jobs) == 1:
-        _run_alone(conn, jobs[0])
-        return
-    conn.execute("SAVEPOINT jobs")
-    try:
-        results = fn(conn, [job.item for job in jobs])
-        if len(results) != len(jobs):
-            raise RuntimeError(f"{fn!r} returned {len(results)} results for {len(jobs)} items")
-    except Exception:
-        # Someone's item is at fault: undo the call, and find out whose.
-        conn.execute("ROLLBACK TO jobs")
-        conn.execute("RELEASE jobs")
-        for job in jobs:
-            _run_alone(conn, job)
-        return
-    conn.execute("RELEASE jobs")
-    for job, result in zip(jobs, results, strict=True):
-        job.result = result
+            parts.append((remote, [job]))
+    return parts
