@@ -244,3 +244,17 @@ def _is_zombie(pid: int) -> bool:
             return f.read().split(")")[-1].split()[0] == "Z"
     except FileNotFoundError:
         return True
+
+
+@pytest.mark.slow
+async def test_the_writer_outlives_the_thread_that_started_it(
+    pstore: EventStore, ptenant: Tenant
+) -> None:
+    # trio starts processes from a worker thread and retires idle worker
+    # threads after 10 s: a writer tied to that thread (PR_SET_PDEATHSIG)
+    # was killed then, in the middle of a benchmark.
+    pid = _writer_pid(pstore)
+    await trio.sleep(12)
+    assert (await _store(pstore, ptenant.id, _batch(ptenant, 2))).stored == 2
+    assert _writer_pid(pstore) == pid
+    assert pstore.stats().writer_deaths == 0

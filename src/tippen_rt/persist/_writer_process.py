@@ -20,18 +20,18 @@ The protocol is request and reply, one group at a time, each a frame
 The child ignores SIGINT and SIGTERM (a terminal's Ctrl-C reaches the whole
 process group; the parent drains and then closes the pipe) and exits when its
 stdin ends, which is also what happens when the parent dies, however it
-dies: the writer never outlives the service.  On Linux it also asks the kernel
-to kill it with its parent (``PR_SET_PDEATHSIG``), in case it is busy in a
-long statement then.  Run it as ``python -m tippen_rt.persist._writer_process
-DB_PATH``.
+dies (the kernel closes the pipe): the writer never outlives the service.
+Not ``PR_SET_PDEATHSIG``: that signal follows the *thread* that started the
+child, and trio starts processes from a worker thread, which it retires when
+idle: the writer was killed 10 s into a benchmark.
+
+It runs as ``python -m tippen_rt.persist._writer_main DB_PATH``.
 """
 
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import logging
-import os
 import signal
 import sqlite3
 import struct
@@ -112,7 +112,7 @@ class WriterProcess:
         """Start a writer on the database at ``path`` (migrated already) and wait
         until it has the file open.  Callers bound the wait with ``fail_after``."""
         process = await trio.lowlevel.open_process(
-            [sys.executable, "-m", __name__, str(path)],
+            [sys.executable, "-m", f"{__package__}._writer_main", str(path)],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
         )
@@ -207,19 +207,6 @@ def _error(name: str, message: str) -> BaseException:
 # ---- the child's side -------------------------------------------------------------
 
 
-def _die_with_parent() -> None:
-    """Linux: SIGKILL this process when its parent dies (belt and braces: the
-    closed stdin ends it too, but only once it next reads)."""
-    if not sys.platform.startswith("linux"):
-        return
-    with contextlib.suppress(OSError, AttributeError):
-        libc = ctypes.CDLL(None, use_errno=True)
-        pr_set_pdeathsig = 1
-        libc.prctl(pr_set_pdeathsig, signal.SIGKILL, 0, 0, 0)
-        if os.getppid() == 1:  # the parent died before the prctl
-            os._exit(1)
-
-
 def _read_exactly(stream: IO[bytes], n: int) -> bytes | None:
     data = b""
     while len(data) < n:
@@ -261,10 +248,9 @@ def serve(conn: sqlite3.Connection, requests: IO[bytes], replies: IO[bytes]) -> 
 
 
 def main(argv: Sequence[str]) -> int:
-    """``python -m tippen_rt.persist._writer_process DB_PATH``."""
+    """The writer process's entry point (``_writer_main``): serve ``argv[0]``."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    _die_with_parent()
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s writer[%(process)d] %(levelname)s %(message)s"
     )
@@ -274,7 +260,3 @@ def main(argv: Sequence[str]) -> int:
     finally:
         conn.close()
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
