@@ -44,6 +44,24 @@ class Server:
         """CPU time of the main thread alone (the event loop's, in our servers)."""
         return _cpu_seconds(Path(f"/proc/{self.pid}/task/{self.pid}/stat"))
 
+    def children_cpu_seconds(self) -> float:
+        """CPU time so far of the server's live child processes (the SQLite writer
+        process); 0 without any.  Linux only."""
+        total = 0.0
+        for pid in self.children():
+            total += _cpu_seconds(Path(f"/proc/{pid}/stat")) or 0.0
+        return total
+
+    def children(self) -> list[int]:
+        """Process ids of the server's live children."""
+        pids: list[int] = []
+        try:
+            for task in Path(f"/proc/{self.pid}/task").iterdir():
+                pids += [int(c) for c in (task / "children").read_text().split()]
+        except OSError:
+            pass
+        return pids
+
     def rss_mib(self) -> float | None:
         """Resident memory of the process, MiB; Linux only."""
         try:

@@ -174,6 +174,9 @@ def run(opts: Options) -> Report:
             raise
         results: dict[str, LoadResult] = {}
         cpu: dict[str, float | None] = {}
+        #: The event loop's thread alone, and the writer process (ingest's child).
+        loop_cpu: dict[str, float | None] = {}
+        writer_cpu: dict[str, float | None] = {}
         rss: dict[str, float | None] = {}
         paced: dict[str, LoadResult] = {}
         ingest_runs: list[LoadResult] = []
@@ -183,9 +186,11 @@ def run(opts: Options) -> Report:
                 phases: list[LoadResult] = []
                 if opts.warmup_s > 0:
                     phases.append(_load(opts, server, TRACK_PATH, api_key, opts.warmup_s))
-                cpu0 = server.cpu_seconds()
+                cpu0, loop0 = server.cpu_seconds(), server.main_thread_cpu_seconds()
+                writer0 = server.children_cpu_seconds()
                 measured = _load(opts, server, TRACK_PATH, api_key, opts.duration_s)
-                cpu1 = server.cpu_seconds()
+                cpu1, loop1 = server.cpu_seconds(), server.main_thread_cpu_seconds()
+                writer1 = server.children_cpu_seconds()
                 phases.append(measured)
                 results[label] = measured
                 cpu[label] = (
@@ -193,6 +198,12 @@ def run(opts: Options) -> Report:
                     if cpu0 is None or cpu1 is None
                     else 100 * (cpu1 - cpu0) / measured.duration_s
                 )
+                loop_cpu[label] = (
+                    None
+                    if loop0 is None or loop1 is None
+                    else 100 * (loop1 - loop0) / measured.duration_s
+                )
+                writer_cpu[label] = 100 * (writer1 - writer0) / measured.duration_s
                 rss[label] = server.rss_mib()
                 if opts.rate_per_s > 0:
                     paced[label] = _load(
@@ -240,6 +251,8 @@ def run(opts: Options) -> Report:
             "sock err",
             "server CPU %",
             "CPU ms/req",
+            "loop ms/req",
+            "writer ms/req",
             "RSS MiB",
         ],
     )
@@ -257,6 +270,8 @@ def run(opts: Options) -> Report:
             sum(r.socket_errors.values()),
             cpu[label],
             _cpu_ms_per_req(cpu[label], r),
+            _cpu_ms_per_req(loop_cpu[label], r),
+            _cpu_ms_per_req(writer_cpu[label], r),
             rss[label],
         )
     targets = Table("targets (issue 2)", ["figure", "value", "target", "met"])
@@ -330,6 +345,9 @@ def run(opts: Options) -> Report:
         report.figures[f"{key}_server_cpu_pct"] = None if pct is None else round(pct, 1)
         ms = _cpu_ms_per_req(pct, r)
         report.figures[f"{key}_server_cpu_ms_per_req"] = None if ms is None else round(ms, 3)
+        for part, pcts in (("loop", loop_cpu), ("writer", writer_cpu)):
+            ms = _cpu_ms_per_req(pcts[label], r)
+            report.figures[f"{key}_{part}_cpu_ms_per_req"] = None if ms is None else round(ms, 3)
     for label, key in (("no-op", "noop"), ("ingest", "ingest")):
         if label in paced:
             r = paced[label]
@@ -357,4 +375,9 @@ def run(opts: Options) -> Report:
         )
     if a.not_ok:
         report.notes.append(f"ingest answered non-2xx: {a.statuses}")
+    report.notes.append(
+        "server CPU = the service process (all its threads); loop = its event loop's"
+        " thread alone; writer = its SQLite writer process (TIPPEN_STORE_WRITER=process),"
+        " not included in server CPU"
+    )
     return report
