@@ -158,7 +158,16 @@ class Batch:
 
 
 def parse_batch(body: bytes, now_ms: int, limits: Limits = DEFAULT_LIMITS) -> Batch:
-    """Decode JSON ``body`` and validate it (see :func:`validate_batch`)."""
+    """Decode JSON ``body`` and validate it (see :func:`validate_batch`).
+
+    Most bodies take the fast path (``_fast_batch``: typed decoding, the same
+    result); anything it does not take is validated here in full, so errors
+    are always this module's.
+    """
+    try:
+        return _fast_batch.fast_parse_batch(body, now_ms, limits)
+    except _fast_batch.NotFast:
+        pass
     try:
         doc = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
@@ -463,3 +472,7 @@ def _req_ms(doc: Mapping[str, Any], key: str, where: int | None) -> int:
             _path(where, key),
         )
     return int(value)
+
+
+# At the end: the fast path is built from this module's types and limits.
+from . import _fast_batch  # noqa: E402
