@@ -21,6 +21,7 @@ from ..events import TIERS, BadInput, EventType, log_safe
 from ..persist import _alerts as alerts_db
 from ..persist._admin import (
     ErasedCounts,
+    activity_since,
     erase_user,
     get_user_summary,
     list_journey_events,
@@ -569,19 +570,12 @@ async def stats(admin: Admin) -> Response:
     since = svc.wall_ms() - 3_600_000
     tenant_id = admin.tenant_id
 
-    types = [t.value for t in EventType]
-
-    def counts(conn: Any) -> dict[str, int]:
-        # event_type IN (every type) lets SQLite range-scan the (tenant, type, time) index.
-        events, errors, users = conn.execute(
-            "SELECT count(*), coalesce(sum(event_type = 'error'), 0), count(DISTINCT user_id)"
-            " FROM user_activity_events WHERE tenant_id = ?"
-            f" AND event_type IN ({', '.join('?' for _ in types)}) AND timestamp >= ?",
-            (tenant_id, *types, since),
-        ).fetchone()
-        return {"eventsLastHour": events, "errorsLastHour": errors, "usersLastHour": users}
-
-    figures = await svc.store.read(counts)
+    last_hour = await svc.store.read(lambda conn: activity_since(conn, tenant_id, since))
+    figures = {
+        "eventsLastHour": last_hour["events"],
+        "errorsLastHour": last_hour["errors"],
+        "usersLastHour": last_hour["users"],
+    }
     if _notifier(svc) is not None:
         by_status = await svc.store.read(lambda conn: alerts_db.count_alerts(conn, tenant_id))
         figures["openAlerts"] = int(by_status.get("open", 0))

@@ -223,6 +223,13 @@ MIGRATIONS: tuple[str, ...] = (
         removed_at INTEGER NOT NULL
     );
     """,
+    # 10: indexes follow the queries (tests/persist/test_query_plans.py): the
+    # seed plan's (tenant_id, event_type, timestamp) served only the dashboard's
+    # last-hour counts, which read the arrival index now; every ingested row
+    # paid for it (0.69 -> 0.53 ms of SQLite per 50-row batch without it)
+    """
+    DROP INDEX IF EXISTS idx_events_tenant_type_time;
+    """,
 )
 
 
