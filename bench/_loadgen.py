@@ -218,9 +218,39 @@ def _event(route: str, ts: int) -> dict[str, object]:
     }
 
 
+#: The realistic mix of batch sizes (``events=0``; issue 22): (percent, fewest,
+#: most events), as the tracker sends them: a heartbeat alone, a few clicks, a
+#: busy stretch, a full batch.  The Lua script's batch_size() is the same.
+MIX = ((35, 1, 1), (40, 2, 5), (15, 6, 19), (10, 20, 50))
+MIX_MEAN_EVENTS = sum(p * (lo + hi) / 2 for p, lo, hi in MIX) / 100
+
+
+def mix_size() -> int:
+    """A batch size drawn from :data:`MIX`."""
+    r = random.randint(1, 100)
+    for percent, lo, hi in MIX:
+        if r <= percent:
+            return random.randint(lo, hi)
+        r -= percent
+    raise AssertionError("MIX adds up to 100")
+
+
 def batch_body(api_key: str, user: int, batch_id: str, events: int, now_ms: int) -> bytes:
-    """One batch like the Lua script's: a user's ``events`` events and a unique id."""
+    """One batch like the Lua script's: a user's ``events`` events (0: a size from
+    the realistic :data:`MIX`; a lone event then is a heartbeat) and a unique id."""
+    if events == 0:
+        events = mix_size()
+        if events == 1:
+            evs = [{"type": "heartbeat", "input": random.randint(0, 20), "focused": True}]
+            evs[0]["timestamp"] = now_ms
+            return _body(api_key, user, batch_id, now_ms, evs)
     evs = [_event(random.choice(_ROUTES), now_ms - (events - i) * 200) for i in range(events)]
+    return _body(api_key, user, batch_id, now_ms, evs)
+
+
+def _body(
+    api_key: str, user: int, batch_id: str, now_ms: int, evs: list[dict[str, object]]
+) -> bytes:
     return orjson.dumps(
         {
             "apiKey": api_key,

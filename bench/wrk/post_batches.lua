@@ -2,6 +2,8 @@
 --
 --   wrk -t1 -c50 -d15s -s post_batches.lua http://127.0.0.1:PORT -- API_KEY ORIGIN USERS EVENTS NONCE
 --
+-- EVENTS 0 sends the realistic mix of batch sizes (see batch_size()).
+--
 -- Every request is a fresh batch: a user picked at random out of USERS, EVENTS
 -- events of the tracker's types (clicks, routes, heartbeats, page times,
 -- custom events, form submits, visibility changes, a few errors) with
@@ -85,9 +87,27 @@ end
 local tiers = {"free_trial", "free_trial", "free_trial", "free_trial", "free_trial", "free_trial",
                "paid", "paid", "paid", "enterprise"}
 
+-- EVENTS = 0: the realistic mix of bench/_loadgen.py's MIX (issue 22): 35 % one
+-- heartbeat, 40 % 2-5 events, 15 % 6-19, 10 % 20-50 (mean about 7).
+local function batch_size()
+  if events_per_batch > 0 then
+    return events_per_batch
+  end
+  local r = math.random(100)
+  if r <= 35 then
+    return 1
+  elseif r <= 75 then
+    return math.random(2, 5)
+  elseif r <= 90 then
+    return math.random(6, 19)
+  end
+  return math.random(20, 50)
+end
+
 function request()
   counter = counter + 1
   local now = os.time() * 1000
+  local n = batch_size()
   local user = math.random(users)
   local parts = {
     string.format(
@@ -95,9 +115,14 @@ function request()
       .. '"sentAt":%.0f,"batchId":"b-%s-%d-%d","events":[',
       api_key, user, user, tiers[user % 10 + 1], now, nonce, thread_id, counter),
   }
-  for i = 1, events_per_batch do
-    local ts = string.format("%.0f", now - (events_per_batch - i) * 200)
-    parts[#parts + 1] = fragments[math.random(#fragments)] .. ts .. (i < events_per_batch and "}," or "}")
+  if n == 1 and events_per_batch == 0 then
+    parts[#parts + 1] = string.format('{"type":"heartbeat","input":%d,"focused":true,"timestamp":%.0f}',
+      math.random(0, 20), now)
+  else
+    for i = 1, n do
+      local ts = string.format("%.0f", now - (n - i) * 200)
+      parts[#parts + 1] = fragments[math.random(#fragments)] .. ts .. (i < n and "}," or "}")
+    end
   end
   parts[#parts + 1] = "]}"
   return wrk.format(nil, nil, nil, table.concat(parts))
