@@ -32,6 +32,7 @@ from .http import AppServices, Hub, TenantDirectory, create_app, serve_http
 from .persist import (
     EventStore,
     RetentionService,
+    check_schema,
     database_lock,
     record_served_settings,
     snapshot_store,
@@ -65,8 +66,10 @@ async def run_service(
     Reports the bound URLs through ``task_status`` once requests are accepted.
     """
     shutdown = shutdown or trio.Event()
-    # Before anything is opened: one process per database, and the port free.
+    # Before anything is opened: one process per database, not one from a newer
+    # tippen-rt (older ones are migrated at start), and the port free.
     with database_lock(settings.db_path):
+        check_schema(settings.db_path)
         check_port_free(settings.host, settings.port)
         await _run(settings, shutdown, handle_signals, task_status)
 

@@ -35,6 +35,7 @@ from .persist import (
     AgentExists,
     NoSuchAgent,
     NoSuchTenant,
+    SchemaTooNew,
     TenantExists,
     create_agent,
     create_tenant,
@@ -245,7 +246,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_slack_command(args, settings)
         if args.command == "config":
             return _config(args, settings)
-    except SettingsError as exc:
+    except (SettingsError, SchemaTooNew) as exc:
         print(f"tippen-rt: {exc}", file=sys.stderr)
         return 2
     except sqlite3.DatabaseError as exc:  # unreadable, locked too long, not a database
@@ -321,7 +322,7 @@ def _serve(settings: Settings) -> int:
         logging.getLogger("tippen_rt").warning("unknown setting %s is ignored", name)
     try:
         trio.run(run_service, settings)
-    except (DatabaseInUse, PortInUse) as exc:
+    except (DatabaseInUse, PortInUse, SchemaTooNew) as exc:
         print(f"tippen-rt: {exc}", file=sys.stderr)
         return 2
     return 0

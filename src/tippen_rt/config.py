@@ -11,6 +11,7 @@ Units live in the names (``_s`` seconds, ``_ms`` milliseconds, ``_bytes``).
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import ipaddress
 import types
 import typing
@@ -263,6 +264,11 @@ class Settings:
             if url and not url.startswith(schemes):
                 env = ENV_PREFIX + name.upper()
                 out.append(f"{env}={url}: must start with {' or '.join(schemes)}")
+        if self.redis_url and importlib.util.find_spec("redis") is None:
+            out.append(
+                "TIPPEN_REDIS_URL is set but the redis package is not installed:"
+                " pip install 'tippen-rt[redis]' (or unset it to snapshot to SQLite)"
+            )
         return out
 
     def replace(self, **changes: Any) -> Settings:

@@ -1,4 +1,11 @@
-"""Persistence: the SQLite schema, the group-committing EventStore, tenant rows."""
+"""Persistence: the SQLite schema, the group-committing EventStore, tenant rows.
+
+Redis (``RedisSnapshotStore``) is imported only when asked for: it is the
+``tippen-rt[redis]`` extra, and a service without ``TIPPEN_REDIS_URL`` runs
+without it installed.
+"""
+
+from typing import TYPE_CHECKING, Any
 
 from ..config import Settings
 from ._agents import (
@@ -47,9 +54,16 @@ from ._event_store import EventStore, StoreBusy, StoreClosed, StoreStats, run_in
 from ._events import InsertResult, count_events, insert_batch, insert_batches
 from ._lock import DatabaseInUse, database_lock
 from ._retention_service import RetentionService, SweepReport
-from ._schema import MIGRATIONS, connect, migrate, open_database
+from ._schema import (
+    MIGRATIONS,
+    SchemaTooNew,
+    check_schema,
+    connect,
+    migrate,
+    open_database,
+    schema_version,
+)
 from ._served import ServedSettings, read_served_settings, record_served_settings
-from ._snapshot_redis import RedisSnapshotStore
 from ._snapshot_sqlite import SqliteSnapshotStore
 from ._snapshot_store import SnapshotStore
 from ._summaries import SummaryRow, upsert_summaries
@@ -68,6 +82,9 @@ from ._tenants import (
     tenant_rows,
     update_tenant,
 )
+
+if TYPE_CHECKING:
+    from ._snapshot_redis import RedisSnapshotStore
 
 __all__ = [
     "DISABLED",
@@ -95,6 +112,7 @@ __all__ = [
     "Opened",
     "RedisSnapshotStore",
     "RetentionService",
+    "SchemaTooNew",
     "ServedSettings",
     "SnapshotStore",
     "SqliteSnapshotStore",
@@ -106,6 +124,7 @@ __all__ = [
     "TenantExists",
     "acknowledge_alert",
     "alert_by_id",
+    "check_schema",
     "connect",
     "count_alerts",
     "count_events",
@@ -142,6 +161,7 @@ __all__ = [
     "rotate_admin_token",
     "rotate_api_key",
     "run_inline",
+    "schema_version",
     "snapshot_store",
     "tenant_rows",
     "undelivered_alert_ids",
@@ -150,8 +170,19 @@ __all__ = [
 ]
 
 
+def __getattr__(name: str) -> Any:
+    # ``from tippen_rt.persist import RedisSnapshotStore`` imports redis then, not before.
+    if name == "RedisSnapshotStore":
+        from ._snapshot_redis import RedisSnapshotStore
+
+        return RedisSnapshotStore
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 def snapshot_store(settings: Settings, store: EventStore) -> SnapshotStore:
     """Redis when ``TIPPEN_REDIS_URL`` is set, else the SQLite file."""
     if settings.redis_url:
+        from ._snapshot_redis import RedisSnapshotStore
+
         return RedisSnapshotStore(settings.redis_url, prefix=settings.redis_prefix)
     return SqliteSnapshotStore(store)
