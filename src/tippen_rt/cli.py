@@ -30,6 +30,7 @@ from .alerts import (
     utc_time,
 )
 from .config import Settings, SettingsError, describe_settings, markdown_settings_table
+from .observe import configure_logging
 from .persist import (
     MAX_KEY_OVERLAP_S,
     AgentExists,
@@ -260,7 +261,12 @@ def _config(args: argparse.Namespace, settings: Settings) -> int:
     if args.markdown:
         print(markdown_settings_table(docs))
         return 0
-    secret = ("TIPPEN_SECRET_KEY", "TIPPEN_SLACK_BOT_TOKEN", "TIPPEN_SLACK_WEBHOOK_URL")
+    secret = (
+        "TIPPEN_SECRET_KEY",
+        "TIPPEN_SLACK_BOT_TOKEN",
+        "TIPPEN_SLACK_WEBHOOK_URL",
+        "TIPPEN_OPERATOR_TOKEN",
+    )
     for doc in docs:
         value = getattr(settings, doc.env[len("TIPPEN_") :].lower())
         shown = "(set)" if doc.env in secret and value else str(value)
@@ -305,19 +311,11 @@ def _simulate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _configure_logging(level: str) -> None:
-    logging.basicConfig(
-        level=level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-
-
 def _serve(settings: Settings) -> int:
     from .app import PortInUse, run_service
     from .persist import DatabaseInUse
 
-    _configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format)
     for name in settings.extra:
         logging.getLogger("tippen_rt").warning("unknown setting %s is ignored", name)
     try:

@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-_LISTENING = re.compile(r"tippen-rt listening on (http://\S+)")
+_LISTENING = re.compile(r"tippen-rt listening on (http://[^\s\",]+)")
 
 
 @dataclass

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from quart_trio import QuartTrio
 
+from ._access_log import AccessLog
 from ._errors import install_error_handlers
 from ._health import health
 from ._ingest import ingest
+from ._metrics import metrics
 from ._pages import install_dashboard
 from ._services import AppServices
 from ._tracker_assets import tracker_assets
@@ -21,7 +23,10 @@ def create_app(svc: AppServices) -> QuartTrio:
     install_error_handlers(app)
     app.register_blueprint(ingest)
     app.register_blueprint(health)
+    app.register_blueprint(metrics)
     app.register_blueprint(tracker_assets)
     install_dashboard(app, svc)
+    if svc.settings.access_log:
+        app.asgi_app = AccessLog(app.asgi_app, svc.settings.proxies)  # type: ignore[method-assign]
 
     return app

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import sqlite3
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +25,7 @@ from typing import Any, Generic, TypeVar
 
 import trio
 
+from ..observe import Histogram
 from ._schema import connect, migrate
 
 log = logging.getLogger(__name__)
@@ -71,6 +73,8 @@ class StoreStats:
     jobs: int
     rows: int
     queued_jobs: int
+    #: Most jobs the queue holds; beyond it writes wait or get StoreBusy.
+    queue_capacity: int = 0
 
 
 class EventStore:
@@ -100,6 +104,10 @@ class EventStore:
         self._commits = 0
         self._jobs = 0
         self._rows = 0
+        self._capacity = queue_jobs
+        #: Seconds from handing a group to the writer thread to its COMMIT done:
+        #: what every waiter of the group waited once its turn came.
+        self.commit_seconds = Histogram()
 
     # ---- lifecycle -------------------------------------------------------
 
@@ -207,11 +215,13 @@ class EventStore:
                 break
             jobs.append(job)
             rows += job.rows
+        started = time.perf_counter()
         try:
             await self._offload(self._run_transaction, jobs)
         finally:
             for job in jobs:
                 job.done.set()
+        self.commit_seconds.observe(time.perf_counter() - started)
         self._commits += 1
         self._jobs += len(jobs)
         self._rows += rows
@@ -267,6 +277,7 @@ class EventStore:
             jobs=self._jobs,
             rows=self._rows,
             queued_jobs=self._send.statistics().current_buffer_used,
+            queue_capacity=self._capacity,
         )
 
 
