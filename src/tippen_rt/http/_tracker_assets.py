@@ -43,7 +43,7 @@ from ..events import BadInput
 from ..tenants import Tenant
 from ._auth import site_origin
 from ._errors import error_response
-from ._json import json_response
+from ._json import json_body, json_response
 from ._services import services
 
 __all__ = ["TRACKER_PATH", "Asset", "compact_script", "tracker_assets", "tracker_dir"]
@@ -247,7 +247,7 @@ async def demo_thresholds() -> Response:
         return error_response(
             BadInput("origin_not_allowed", "only the sample app may switch this", None, 403)
         )
-    doc = await request.get_json(silent=True) if request.mimetype == "application/json" else None
+    doc = await json_body() if request.mimetype == "application/json" else None
     short = doc.get("short") if isinstance(doc, dict) else None
     if not isinstance(short, bool):
         raise BadInput("invalid_field", 'send {"short": true} or {"short": false}', "short")
