@@ -28,7 +28,8 @@ async def json_body() -> Any:
     which are JSON: for them the standard library decodes it, and callers
     refuse or clean the strings as before.
     """
-    data = await request.get_data(cache=True)
+    data = await request.get_data(cache=True, as_text=False)
+    assert isinstance(data, bytes)
     try:
         return orjson.loads(data)
     except orjson.JSONDecodeError:
