@@ -50,6 +50,7 @@ from ._alerts import (
     resolve_alerts,
     undelivered_alert_ids,
 )
+from ._backup import BackupError, BackupReport, backup_database
 from ._event_store import EventStore, StoreBusy, StoreClosed, StoreStats, run_inline
 from ._events import InsertResult, count_events, insert_batch, insert_batches
 from ._lock import DatabaseInUse, database_lock
@@ -102,6 +103,8 @@ __all__ = [
     "AgentExists",
     "Alert",
     "AlertStatus",
+    "BackupError",
+    "BackupReport",
     "DatabaseInUse",
     "DeliveryStatus",
     "EventStore",
@@ -124,6 +127,7 @@ __all__ = [
     "TenantExists",
     "acknowledge_alert",
     "alert_by_id",
+    "backup_database",
     "check_schema",
     "connect",
     "count_alerts",
