@@ -4,13 +4,17 @@ A benchmark returns a :class:`Report`: its parameters, its figures (flat,
 JSON-able, units in the names) and the tables a human reads.  The runner
 prints the tables and appends one JSON line per report to
 ``bench/results/results.jsonl`` together with the git commit and the machine,
-so two runs can be compared line by line.
+so two runs can be compared line by line.  ``deps`` records the version of
+every package installed where the benchmark ran and the digest of the lock
+file (``requirements-dev.txt``) that ``make`` installs from, so a figure can be
+reproduced with the dependencies it was measured with.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import importlib.metadata
 import os
 import platform
 import subprocess
@@ -26,6 +30,7 @@ import orjson
 BENCH_DIR = Path(__file__).resolve().parent
 REPO_DIR = BENCH_DIR.parent
 RESULTS_FILE = BENCH_DIR / "results" / "results.jsonl"
+LOCK_FILE = REPO_DIR / "requirements-dev.txt"
 #: Set by ``python -m bench --at REV``: the service's src/ is that commit, exported.
 SRC_REV_ENV = "TIPPEN_BENCH_SRC_REV"
 
@@ -136,6 +141,36 @@ def _src_digest() -> str | None:
     return h.hexdigest()[:12]
 
 
+def dependency_versions(lock: Path = LOCK_FILE) -> dict[str, Any]:
+    """Every installed distribution's version, and the lock file's digest.
+
+    ``matches_lock`` is False when an installed version differs from its pin
+    (the environment was changed by hand since ``make`` installed it).
+    """
+    installed: dict[str, str] = {}
+    for dist in importlib.metadata.distributions():
+        name = dist.metadata["Name"]
+        if name:
+            installed[_canonical(name)] = dist.version
+    info: dict[str, Any] = {"packages": dict(sorted(installed.items()))}
+    try:
+        text = lock.read_text()
+    except OSError:
+        return info
+    pins = {}
+    for line in text.splitlines():
+        name, sep, version = line.partition("==")
+        if sep and not line.startswith((" ", "#")):
+            pins[_canonical(name)] = version.strip()
+    info["lock_sha256"] = hashlib.sha256(text.encode()).hexdigest()[:16]
+    info["matches_lock"] = all(installed.get(n) == v for n, v in pins.items())
+    return info
+
+
+def _canonical(name: str) -> str:
+    return name.strip().lower().replace("_", "-").replace(".", "-")
+
+
 def cpu_model() -> str:
     """The CPU's marketing name, from /proc/cpuinfo where there is one."""
     try:
@@ -218,6 +253,7 @@ def record(reports: Sequence[Report], *, path: Path = RESULTS_FILE) -> None:
         "timestamp": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "git": git_commit(),
         "machine": machine_info(),
+        "deps": dependency_versions(),
         "argv": sys.argv[1:],
     }
     with path.open("ab") as out:

@@ -1,10 +1,10 @@
 """The process: one ``trio.run``, one root nursery, explicit start and stop order.
 
-Start order: signal watcher, EventStore (opens and migrates SQLite), tenant
-directory, Feed, Notifier, Registry, tenant watcher (settings changed by the
-CLI reach live users; the directory's reload tells open dashboards through
-the Hub), recovery of every live user (snapshots,
-then replay of newer events), snapshotter, summary writer, HTTP server.
+Start order: GC pause timing, signal watcher, loop-lag probe, EventStore
+(opens and migrates SQLite), tenant directory, Feed, Notifier, Registry,
+tenant watcher (settings changed by the CLI reach live users; the directory's
+reload tells open dashboards through the Hub), recovery of every live user
+(snapshots, then replay of newer events), snapshotter, summary writer, HTTP server.
 Requests are accepted only after recovery.  Stop order on SIGTERM/SIGINT: the
 HTTP server stops accepting and finishes in-flight requests (bounded by the
 graceful timeout); the actors stop, every live state is snapshotted and every
@@ -28,10 +28,12 @@ from .alerts import Notifier
 from .clock import Clock
 from .config import Settings
 from .demo import demo_base_url, ensure_demo_tenant
-from .http import AppServices, Hub, TenantDirectory, create_app, serve_http
+from .http import AppServices, Hub, Probes, TenantDirectory, create_app, serve_http
+from .observe import GcPauses, LoopLagProbe
 from .persist import (
     EventStore,
     RetentionService,
+    check_schema,
     database_lock,
     record_served_settings,
     snapshot_store,
@@ -65,10 +67,14 @@ async def run_service(
     Reports the bound URLs through ``task_status`` once requests are accepted.
     """
     shutdown = shutdown or trio.Event()
-    # Before anything is opened: one process per database, and the port free.
+    # Before anything is opened: one process per database, not one from a newer
+    # tippen-rt (older ones are migrated at start), and the port free.
     with database_lock(settings.db_path):
+        check_schema(settings.db_path)
         check_port_free(settings.host, settings.port)
-        await _run(settings, shutdown, handle_signals, task_status)
+        gc_pauses = GcPauses()
+        with gc_pauses.installed():
+            await _run(settings, shutdown, handle_signals, task_status, gc_pauses)
 
 
 class PortInUse(Exception):
@@ -93,10 +99,12 @@ async def _run(
     shutdown: trio.Event,
     handle_signals: bool,
     task_status: trio.TaskStatus[list[str]],
+    gc_pauses: GcPauses,
 ) -> None:
     async with trio.open_nursery() as root:
         if handle_signals:
             root.start_soon(watch_signals, shutdown, root.cancel_scope.cancel)
+        probes = Probes(loop_lag=await root.start(LoopLagProbe().run), gc_pauses=gc_pauses)
 
         async with trio.open_nursery() as storage:
             store = EventStore(
@@ -161,6 +169,7 @@ async def _run(
                         snapshotter=snapshotter,
                         recovery=recovery,
                         notifier=notifier,
+                        probes=probes,
                     )
                 )
 

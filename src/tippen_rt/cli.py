@@ -1,4 +1,4 @@
-"""``tippen-rt``: serve, manage tenants and their alerts.
+"""``tippen-rt``: serve, manage tenants and their alerts, back the database up.
 
 Every command finds the database by ``--db PATH`` or ``TIPPEN_DB_PATH``
 (default ``./tippen.db``).
@@ -30,12 +30,16 @@ from .alerts import (
     utc_time,
 )
 from .config import Settings, SettingsError, describe_settings, markdown_settings_table
+from .observe import configure_logging
 from .persist import (
     MAX_KEY_OVERLAP_S,
     AgentExists,
+    BackupError,
     NoSuchAgent,
     NoSuchTenant,
+    SchemaTooNew,
     TenantExists,
+    backup_database,
     create_agent,
     create_tenant,
     get_tenant_by_name,
@@ -153,6 +157,13 @@ def _build_parser() -> argparse.ArgumentParser:
     agent_remove.add_argument("tenant")
     agent_remove.add_argument("name")
 
+    backup = commands.add_parser(
+        "backup",
+        help="copy the database to PATH, consistent while the service runs (SQLite's"
+        " backup API), checked for integrity",
+    )
+    backup.add_argument("path", type=Path, metavar="PATH", help="a new file for the copy")
+
     config = commands.add_parser(
         "config", help="show every TIPPEN_* setting: its value now, its default, what it does"
     )
@@ -245,7 +256,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_slack_command(args, settings)
         if args.command == "config":
             return _config(args, settings)
-    except SettingsError as exc:
+        if args.command == "backup":
+            return _backup(settings.db_path, args.path)
+    except (SettingsError, SchemaTooNew) as exc:
         print(f"tippen-rt: {exc}", file=sys.stderr)
         return 2
     except sqlite3.DatabaseError as exc:  # unreadable, locked too long, not a database
@@ -259,13 +272,32 @@ def _config(args: argparse.Namespace, settings: Settings) -> int:
     if args.markdown:
         print(markdown_settings_table(docs))
         return 0
-    secret = ("TIPPEN_SECRET_KEY", "TIPPEN_SLACK_BOT_TOKEN", "TIPPEN_SLACK_WEBHOOK_URL")
+    secret = (
+        "TIPPEN_SECRET_KEY",
+        "TIPPEN_SLACK_BOT_TOKEN",
+        "TIPPEN_SLACK_WEBHOOK_URL",
+        "TIPPEN_OPERATOR_TOKEN",
+    )
     for doc in docs:
         value = getattr(settings, doc.env[len("TIPPEN_") :].lower())
         shown = "(set)" if doc.env in secret and value else str(value)
         print(f"{doc.env}={shown}   # default {doc.default}: {doc.doc}")
     for name in settings.extra:
         print(f"{name}: unknown setting, ignored")
+    return 0
+
+
+def _backup(source: Path, dest: Path) -> int:
+    try:
+        report = backup_database(source, dest)
+    except BackupError as exc:
+        print(f"tippen-rt: {exc}", file=sys.stderr)
+        return 2
+    print(
+        f"backed up {source} to {report.path}: {report.bytes / 2**20:.1f} MiB,"
+        f" schema version {report.schema_version}, {report.tenants} tenants,"
+        f" {report.events} events, integrity ok, in {report.seconds:.1f} s"
+    )
     return 0
 
 
@@ -304,24 +336,16 @@ def _simulate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _configure_logging(level: str) -> None:
-    logging.basicConfig(
-        level=level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-
-
 def _serve(settings: Settings) -> int:
     from .app import PortInUse, run_service
     from .persist import DatabaseInUse
 
-    _configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format)
     for name in settings.extra:
         logging.getLogger("tippen_rt").warning("unknown setting %s is ignored", name)
     try:
         trio.run(run_service, settings)
-    except (DatabaseInUse, PortInUse) as exc:
+    except (DatabaseInUse, PortInUse, SchemaTooNew) as exc:
         print(f"tippen-rt: {exc}", file=sys.stderr)
         return 2
     return 0

@@ -11,6 +11,7 @@ Units live in the names (``_s`` seconds, ``_ms`` milliseconds, ``_bytes``).
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import ipaddress
 import types
 import typing
@@ -27,6 +28,7 @@ MINUTE_S = 60.0
 
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+LOG_FORMATS = ("text", "json")
 #: Numeric settings for which 0 means something (none, no limit, any port).
 _MAY_BE_ZERO = frozenset(
     {
@@ -38,6 +40,7 @@ _MAY_BE_ZERO = frozenset(
         "ingest_burst_per_address",
         "hub_user_interval_s",
         "slack_retry_window_s",
+        "metrics_tenants",
     }
 )
 #: URL settings and the schemes they take (when not empty).
@@ -175,8 +178,9 @@ class Settings:
     secret_key: str = ""
     #: How long an admin login lasts.
     admin_session_s: float = 12 * 60 * MINUTE_S
-    #: Bearer token that shows /readyz's details (live users, recovery, backends). Empty: never.
-    operator_token: str = ""
+    #: Bearer token for /metrics and /readyz's details (live users, recovery, backends).
+    #: Empty: /metrics answers 401 and /readyz shows no details.
+    operator_token: str = field(default="", repr=False)
     #: Login attempts per client address: a burst, then one per this many seconds.
     login_burst: int = 5
     #: Seconds per login attempt regained after the burst.
@@ -210,9 +214,19 @@ class Settings:
     #: Socket timeout of one Slack request, whole seconds.
     slack_timeout_s: int = 10
 
-    # Logging
+    # Logging and metrics
     #: DEBUG, INFO, WARNING or ERROR (also --log-level).
     log_level: str = "INFO"
+    #: text (one line per record) or json (one JSON object per line: time, level, logger,
+    #: message and the record's fields), for every log the process writes.
+    log_format: str = "text"
+    #: Log one line per HTTP request (logger tippen_rt.access): client address, method, path
+    #: without its query string, status, bytes, duration. Never a body, query string, header
+    #: value, API key, token or cookie.
+    access_log: bool = False
+    #: At most this many tenants are named in /metrics' live-user figures (those with the
+    #: most live users); the others are summed up as tenant "other".
+    metrics_tenants: int = 20
 
     # Demo mode
     #: Create a demo tenant, print how to log in, serve the sample app (also --demo).
@@ -268,11 +282,20 @@ class Settings:
             )
         if self.log_level.upper() not in LOG_LEVELS:
             out.append(f"TIPPEN_LOG_LEVEL={self.log_level}: must be one of {', '.join(LOG_LEVELS)}")
+        if self.log_format not in LOG_FORMATS:
+            out.append(
+                f"TIPPEN_LOG_FORMAT={self.log_format}: must be one of {', '.join(LOG_FORMATS)}"
+            )
         for name, schemes in _URL_SCHEMES.items():
             url = getattr(self, name)
             if url and not url.startswith(schemes):
                 env = ENV_PREFIX + name.upper()
                 out.append(f"{env}={url}: must start with {' or '.join(schemes)}")
+        if self.redis_url and importlib.util.find_spec("redis") is None:
+            out.append(
+                "TIPPEN_REDIS_URL is set but the redis package is not installed:"
+                " pip install 'tippen-rt[redis]' (or unset it to snapshot to SQLite)"
+            )
         return out
 
     def replace(self, **changes: Any) -> Settings:

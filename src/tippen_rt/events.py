@@ -452,6 +452,8 @@ def _check_str(value: Any, key: str, max_chars: int, where: int | None) -> str:
 
 
 _MS_LIMIT = 253_402_300_800_000  # year 10000 in ms since the epoch
+#: Times (timestamp, sentAt) are below this: year 10000 in ms since the epoch.
+MAX_TIMESTAMP_MS = _MS_LIMIT
 
 
 def _opt_ms(doc: Mapping[str, Any], key: str) -> int | None:

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import pytest
 import trio
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -159,3 +160,29 @@ async def test_hostile_admin_requests_never_break_anything(data: st.DataObject) 
             else:
                 assert acme_after == acme_before
             nursery.cancel_scope.cancel()
+
+
+NOT_UTF8 = [b"\xff\xfe", b"o\xffR", b'{"userId": "\xe9"}']
+
+
+@pytest.mark.parametrize("body", NOT_UTF8)
+@pytest.mark.parametrize(
+    "path", ["/api/admin/user/acknowledge", "/api/admin/user/erase", "/api/admin/user/video-call"]
+)
+async def test_a_json_body_that_is_not_utf8_is_a_400(env: AdminEnv, path: str, body: bytes) -> None:
+    # Found by schemathesis: Quart's get_json(silent=True) raised UnicodeDecodeError (500).
+    admin = await env.admin(env.acme_token)
+    response = await admin.post(
+        path, data=body, headers={"Host": HOST, "Content-Type": "application/json"}
+    )
+    assert response.status_code == 400
+    assert orjson.loads(await response.get_data())["error"]["code"] == "invalid_json"
+
+
+@pytest.mark.parametrize("body", NOT_UTF8)
+async def test_a_login_body_that_is_not_utf8_is_a_wrong_token(env: AdminEnv, body: bytes) -> None:
+    response = await env.client().post(
+        "/login", data=body, headers={"Host": HOST, "Content-Type": "application/json"}
+    )
+    assert response.status_code == 401
+    assert orjson.loads(await response.get_data())["error"]["code"] == "bad_token"

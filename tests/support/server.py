@@ -9,12 +9,12 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-_LISTENING = re.compile(r"tippen-rt listening on (http://\S+)")
+_LISTENING = re.compile(r"tippen-rt listening on (http://[^\s\",]+)")
 
 
 @dataclass
@@ -63,11 +63,15 @@ def start_server(
     timeout_s: float = 30.0,
     port: int = 0,
     time_shift_s: float = 0.0,
+    command: Sequence[str] | None = None,
+    cwd: Path | None = None,
 ) -> ServerProcess:
     """Start ``tippen-rt serve`` on ``port`` (0: any free one) and wait until it listens.
 
     ``time_shift_s``: the process's wall clock reads that many seconds ahead
     (see ``shifted_clock.py``), as if it started after that much downtime.
+    ``command``: what runs ``tippen-rt`` (default: this Python, ``-m tippen_rt``),
+    e.g. the ``tippen-rt`` script of another virtualenv, started in ``cwd``.
     """
     launcher = (
         ["-m", "tippen_rt"]
@@ -75,8 +79,7 @@ def start_server(
         else [str(Path(__file__).with_name("shifted_clock.py")), repr(float(time_shift_s))]
     )
     cmd = [
-        sys.executable,
-        *launcher,
+        *(command or [sys.executable, *launcher]),
         "--db",
         str(db_path),
         "serve",
@@ -88,7 +91,7 @@ def start_server(
     ]
     full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
     proc = subprocess.Popen(
-        cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=full_env
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=full_env, cwd=cwd
     )
     output: list[str] = []
     found = threading.Event()

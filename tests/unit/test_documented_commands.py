@@ -19,7 +19,9 @@ from tippen_rt.cli import _build_parser
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
-_PROGRAM = re.compile(r"^(?:\.venv/bin/)?tippen-rt(?:\s|$)")
+#: The command as the docs run it: from the checkout's venv, or (docs/deploy.md)
+#: from the server's, as the service's user.
+_PROGRAM = re.compile(r"^(?:sudo -u \S+ )?(?:\.venv/bin/|/opt/tippen-rt/bin/)?tippen-rt(?:\s|$)")
 _FENCE = re.compile(r"^```")
 _INLINE = re.compile(r"`([^`\n]+)`")
 #: Shell variables documented commands use, and a value of the right type.
@@ -49,7 +51,8 @@ def documented() -> list[tuple[str, str, bool]]:
 
 def _words(line: str) -> list[str]:
     words = shlex.split(line, comments=True)
-    return [_VARIABLES.get(w, w) for w in words[1:]]
+    start = next(i for i, w in enumerate(words) if w.endswith("tippen-rt")) + 1
+    return [_VARIABLES.get(w, w) for w in words[start:]]
 
 
 def _subparser(parser: argparse.ArgumentParser, name: str) -> argparse.ArgumentParser | None:

@@ -6,7 +6,12 @@ from pathlib import Path
 
 import pytest
 
-from tippen_rt.config import Settings, SettingsError, describe_settings
+from tippen_rt.config import (
+    Settings,
+    SettingsError,
+    describe_settings,
+    markdown_settings_table,
+)
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 
@@ -43,6 +48,17 @@ def test_bad_values_name_the_variable(name: str, value: str) -> None:
         Settings.from_env({name: value})
 
 
+def test_the_readme_table_is_what_config_markdown_prints() -> None:
+    readme = README.read_text()
+    table = markdown_settings_table(describe_settings())
+    assert table in readme, (
+        "README.md's configuration table is out of date; paste `tippen-rt config --markdown`"
+    )
+    start = readme.index(table.splitlines()[0])
+    following = readme[start + len(table) :].lstrip("\n")
+    assert not following.startswith("| `TIPPEN_"), "README.md lists a setting that is gone"
+
+
 def test_every_setting_is_documented_in_the_readme() -> None:
     readme = README.read_text()
     for doc in describe_settings():
@@ -57,6 +73,8 @@ def test_every_setting_is_documented_in_the_readme() -> None:
     ("env", "says"),
     [
         ({"TIPPEN_LOG_LEVEL": "verbose"}, "TIPPEN_LOG_LEVEL=verbose: must be one of DEBUG"),
+        ({"TIPPEN_LOG_FORMAT": "yaml"}, "TIPPEN_LOG_FORMAT=yaml: must be one of text, json"),
+        ({"TIPPEN_METRICS_TENANTS": "-1"}, "TIPPEN_METRICS_TENANTS=-1: must be 0 or more"),
         ({"TIPPEN_PORT": "-5"}, "TIPPEN_PORT=-5: must be a port from 0 to 65535"),
         ({"TIPPEN_PORT": "70000"}, "TIPPEN_PORT=70000: must be a port"),
         ({"TIPPEN_SNAPSHOT_INTERVAL_S": "-1"}, "TIPPEN_SNAPSHOT_INTERVAL_S=-1.0: must be more"),

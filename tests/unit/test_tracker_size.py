@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import gzip
-from pathlib import Path
 
 import pytest
 
-from tippen_rt.http._tracker_assets import compact_script
+from tippen_rt.http._tracker_assets import compact_script, tracker_dir
 
-TRACKER = Path(__file__).resolve().parents[2] / "tracker" / "tippen-app-tracker.js"
+#: The script as the package holds it (src/tippen_rt/tracker/ in the repository).
+TRACKER = tracker_dir() / "tippen-app-tracker.js"
 BUDGET_GZIP_BYTES = 4096
 
 

@@ -13,7 +13,7 @@ tests and the health page can see them.  Other parts subscribe:
 from __future__ import annotations
 
 import logging
-from collections import defaultdict, deque
+from collections import Counter, defaultdict, deque
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
@@ -53,6 +53,9 @@ class Feed:
         self.recent_changes: defaultdict[int, deque[ChangeMessage]] = defaultdict(
             lambda: deque(maxlen=self._keep)
         )
+        #: Triggers fired and cleared since start, by trigger (its value, "stuck_on_page").
+        self.fired: Counter[str] = Counter()
+        self.cleared: Counter[str] = Counter()
         self._subscribers: list[Callable[[FeedMessage], None]] = []
         self._trigger_subscribers: list[Callable[[TriggerMessage], Awaitable[None]]] = []
 
@@ -86,6 +89,7 @@ class Feed:
     async def _on_trigger(self, message: TriggerMessage) -> None:
         state = message.state
         if isinstance(message, TriggerFired):
+            self.fired[message.trigger.value] += 1
             log.info(
                 "support needed: tenant %s user %s: %s (%s)",
                 state.tenant_id,
@@ -94,6 +98,7 @@ class Feed:
                 log_safe(message.reason),  # it quotes the route: free text
             )
         elif isinstance(message, TriggerCleared):
+            self.cleared[message.trigger.value] += 1
             log.info(
                 "%s: tenant %s user %s: %s",
                 "user left" if message.user_left else "recovered",

@@ -33,7 +33,7 @@ from ..persist._admin import (
 from ._auth import Admin, admin_api
 from ._errors import error_response
 from ._journey import build_journey, journey_json
-from ._json import json_response
+from ._json import json_body, json_response
 from ._services import AppServices, services
 from ._views import alert_json, event_json, summary_json, user_json
 
@@ -123,7 +123,7 @@ async def _body_user_id() -> str:
         raise BadInput(
             "unsupported_media_type", "send a JSON body", None, status=415
         )  # also keeps plain cross-site forms out
-    doc = await request.get_json(silent=True)
+    doc = await json_body()
     if not isinstance(doc, dict):
         raise BadInput("invalid_json", "body must be a JSON object")
     return _check_user_id(doc.get("userId"), "userId")

@@ -31,7 +31,7 @@ from ..persist._admin import load_or_create_secret, load_revoked_sessions, revok
 from ..tenants import Tenant, normalize_origin
 from ._client import client_address, is_https
 from ._errors import error_response
-from ._json import json_response
+from ._json import json_body, json_response
 from ._live_sessions import LiveSessions
 from ._services import AppServices, services
 from ._session import (
@@ -325,7 +325,7 @@ async def login() -> Response:
             {"Retry-After": retry_after_header(wait_s)},
         )
     if wants_json:
-        doc = await request.get_json(silent=True)
+        doc = await json_body()
         if not isinstance(doc, dict):
             doc = {}
         token, name, next_raw = doc.get("token"), doc.get("name"), None

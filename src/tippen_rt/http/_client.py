@@ -21,15 +21,16 @@ trusted proxies ``client_address`` is just the peer's address.
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from functools import lru_cache
+from typing import Any
 
 from quart import request
 
 from ..config import TrustedProxies
 from ..events import log_safe
 
-__all__ = ["client_address", "forwarded_client", "forwarded_https", "is_https"]
+__all__ = ["client_address", "forwarded_client", "forwarded_https", "is_https", "scope_client"]
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 _MAX_ENTRIES = 64  # forwarding entries looked at; a longer chain is the client's doing
@@ -44,6 +45,20 @@ def client_address(proxies: TrustedProxies) -> str:
     entries = headers.getlist("X-Forwarded-For")
     if not entries:
         entries = [f for f in _forwarded_params(headers.getlist("Forwarded"), "for")]
+    return forwarded_client(peer, entries, proxies)[0]
+
+
+def scope_client(scope: Mapping[str, Any], proxies: TrustedProxies) -> str:
+    """:func:`client_address` from a raw ASGI scope, outside any request context."""
+    client = scope.get("client")
+    peer = str(client[0]) if client else "unknown"
+    if not proxies:
+        return peer
+    headers: list[tuple[bytes, bytes]] = scope.get("headers") or []
+    entries = [v.decode("latin-1") for k, v in headers if k.lower() == b"x-forwarded-for"]
+    if not entries:
+        forwarded = [v.decode("latin-1") for k, v in headers if k.lower() == b"forwarded"]
+        entries = list(_forwarded_params(forwarded, "for"))
     return forwarded_client(peer, entries, proxies)[0]
 
 

@@ -92,7 +92,7 @@ async def readyz() -> Response:
         checks["snapshots"] = backend
     ready = not reasons
     body: dict[str, object] = {"ready": ready, "reason": "; ".join(reasons) or "ok"}
-    if _is_operator(svc.settings.operator_token):
+    if is_operator(svc.settings.operator_token):
         body["checks"] = checks
     return json_response(body, 200 if ready else 503)
 
@@ -112,7 +112,7 @@ async def _snapshot_error(svc: AppServices) -> str | None:
     return error
 
 
-def _is_operator(token: str) -> bool:
+def is_operator(token: str) -> bool:
     """True if the request carries the operator token (never when none is set)."""
     if not token:
         return False

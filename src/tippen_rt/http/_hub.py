@@ -150,6 +150,8 @@ class Hub:
         self._closed = False
         self.sent_updates = 0
         self.coalesced = 0
+        #: Resyncs of connections that have closed (the open ones count their own).
+        self._closed_resyncs = 0
 
     # ---- lifecycle ---------------------------------------------------------
 
@@ -194,6 +196,7 @@ class Hub:
         try:
             yield sub
         finally:
+            self._closed_resyncs += sub.resyncs
             subs = self._subs.get(tenant_id)
             if subs is not None:
                 subs.discard(sub)
@@ -354,7 +357,9 @@ class Hub:
             "sent_updates": self.sent_updates,
             "coalesced": self.coalesced,
             "pending": len(self._pending),
-            "resyncs": sum(s.resyncs for subs in self._subs.values() for s in subs),
+            # Since start, closed connections' too: it only ever grows.
+            "resyncs": self._closed_resyncs
+            + sum(s.resyncs for subs in self._subs.values() for s in subs),
         }
 
 

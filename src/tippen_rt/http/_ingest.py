@@ -71,6 +71,12 @@ async def preflight() -> Response:
 async def track_user_activity() -> Response:
     """Store one batch of events and answer once it is committed."""
     svc = services()
+    response = await _guarded(svc)
+    svc.guards.responses[response.status_code] += 1
+    return response
+
+
+async def _guarded(svc: AppServices) -> Response:
     origin = request.headers.get("Origin")
     guards = svc.guards
     cors = _cors_headers(origin) if origin else {}
@@ -194,6 +200,7 @@ async def _track(svc: AppServices, origin: str | None) -> Response:
             await svc.tenants.reload()
             raise BadInput("unknown_api_key", "unknown API key", "apiKey", status=401) from None
         if not result.duplicate:
+            svc.guards.events_stored += result.stored
             await svc.sink.deliver(tenant, batch)
     except BadInput as exc:
         # Errors are readable from any origin: they hold no data, and the

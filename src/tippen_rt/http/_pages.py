@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import re
-from pathlib import Path
+from importlib.resources import files
 from typing import Any
 
 import trio
@@ -39,7 +39,8 @@ log = logging.getLogger(__name__)
 
 __all__ = ["WEB_DIR", "install_dashboard", "page_response", "pages"]
 
-WEB_DIR = Path(__file__).resolve().parents[1] / "web"
+#: The dashboard's templates and static files, inside the installed package.
+WEB_DIR = files("tippen_rt") / "web"
 STATIC_PREFIX = "/static/admin"
 
 pages = Blueprint("pages", __name__, template_folder=str(WEB_DIR / "templates"))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -14,6 +15,7 @@ from ..actors import Feed, RecoveryReport, Registry, Snapshotter
 from ..alerts import Notifier, SlackDefaults
 from ..config import Settings
 from ..events import Batch, Limits
+from ..observe import GcPauses, LoopLagProbe
 from ..persist import EventStore
 from ..persist._snapshot_store import SnapshotStore
 from ..tenants import Tenant
@@ -62,6 +64,8 @@ class AppServices:
     recovery: RecoveryReport | None = None
     #: Support alerts and their Slack delivery (None in apps built without one).
     notifier: Notifier | None = None
+    #: Loop-lag and GC probes for /metrics (None: not running).
+    probes: Probes | None = None
 
     #: Rate limits and the in-flight count of the ingest endpoint.
     guards: IngestGuards = field(init=False)
@@ -104,8 +108,16 @@ class AppServices:
         )
 
 
+@dataclass
+class Probes:
+    """The process probes /metrics reports (None: not running in this app)."""
+
+    loop_lag: LoopLagProbe | None = None
+    gc_pauses: GcPauses | None = None
+
+
 class IngestGuards:
-    """Load shedding for ingest: token buckets and an in-flight ceiling."""
+    """Load shedding for ingest (token buckets, an in-flight ceiling) and its counters."""
 
     def __init__(self, settings: Settings) -> None:
         self.per_key = TokenBuckets(settings.ingest_rate_per_key, settings.ingest_burst_per_key)
@@ -118,6 +130,10 @@ class IngestGuards:
         self.limited = 0
         #: New users refused because their tenant was at max_live_users.
         self.users_refused = 0
+        #: Answers to ingest POSTs since start, by HTTP status.
+        self.responses: Counter[int] = Counter()
+        #: Events committed by ingest (a retried batch's duplicates are not).
+        self.events_stored = 0
 
 
 def services() -> AppServices:

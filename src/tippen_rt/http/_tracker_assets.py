@@ -12,8 +12,9 @@ that says how to make each trigger fire, ``GET /demo/<file>`` its assets, and
 the defaults (the demo tenant's only, from this site's own pages only).
 Without ``--demo`` those paths are 404.
 
-Files come from the ``tracker/`` directory of the source tree (the package is
-installed in editable mode from ``src/``), read once per process.  The tracker
+Files come from the package itself (``tippen_rt/tracker/``, found with
+:mod:`importlib.resources`, so an installed wheel serves them as a source
+checkout does), read once per process.  The tracker
 is served without its comment lines and indentation (:func:`compact_script`):
 the commented source is for people, and every byte is downloaded by every page.
 """
@@ -25,7 +26,8 @@ import hashlib
 import html
 import re
 from dataclasses import dataclass
-from pathlib import Path
+from importlib.resources import files
+from importlib.resources.abc import Traversable
 
 import trio
 from quart import Blueprint, Response, request
@@ -41,7 +43,7 @@ from ..events import BadInput
 from ..tenants import Tenant
 from ._auth import site_origin
 from ._errors import error_response
-from ._json import json_response
+from ._json import json_body, json_response
 from ._services import services
 
 __all__ = ["TRACKER_PATH", "Asset", "compact_script", "tracker_assets", "tracker_dir"]
@@ -80,9 +82,9 @@ def compact_script(source: str) -> str:
     return "\n".join(line for line in lines if line and not line.startswith("//")) + "\n"
 
 
-def tracker_dir() -> Path:
-    """``tracker/`` at the root of the source tree this package runs from."""
-    return Path(__file__).resolve().parents[3] / "tracker"
+def tracker_dir() -> Traversable:
+    """The package's ``tracker/`` directory: the script and the sample app (``examples/``)."""
+    return files("tippen_rt") / "tracker"
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,21 +110,23 @@ class Asset:
         )
 
 
-_cache: dict[Path, Asset] = {}
+_cache: dict[str, Asset] = {}
 
 
-async def load_asset(path: Path) -> Asset | None:
-    """The file at ``path`` as an :class:`Asset`, read once; None if it is missing."""
-    asset = _cache.get(path)
+async def load_asset(resource: Traversable) -> Asset | None:
+    """The package file ``resource`` as an :class:`Asset`, read once; None if it is missing."""
+    key = str(resource)
+    asset = _cache.get(key)
     if asset is None:
-        content_type = _CONTENT_TYPES.get(path.suffix, "application/octet-stream")
+        suffix = "." + resource.name.rpartition(".")[2] if "." in resource.name else ""
+        content_type = _CONTENT_TYPES.get(suffix, "application/octet-stream")
         try:
-            body = await trio.Path(path).read_bytes()
+            body = await trio.to_thread.run_sync(resource.read_bytes)
         except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
             return None
-        if path.name == TRACKER_FILE:
+        if resource.name == TRACKER_FILE:
             body = compact_script(body.decode()).encode()
-        asset = _cache[path] = Asset.of(body, content_type)
+        asset = _cache[key] = Asset.of(body, content_type)
     return asset
 
 
@@ -166,7 +170,7 @@ async def tracker_script() -> Response:
     """The tracker script, for any origin to embed."""
     asset = await load_asset(tracker_dir() / TRACKER_FILE)
     if asset is None:
-        return _not_found(f"{TRACKER_FILE} (no tracker/ directory next to src/)")
+        return _not_found(f"{TRACKER_FILE} (the installed package has no tracker/ directory)")
     return asset_response(asset, SCRIPT_CACHE_CONTROL, any_origin=True)
 
 
@@ -195,7 +199,7 @@ async def demo_app(_route: str = "") -> Response:
         return _not_found("the sample app (start with --demo)")
     template = await load_asset(tracker_dir() / "examples" / DEMO_INDEX)
     if template is None:
-        return _not_found("tracker/examples/index.html")
+        return _not_found("tippen_rt/tracker/examples/index.html")
     tenant = await _demo_tenant()
     if tenant is None:
         return error_response(
@@ -243,7 +247,7 @@ async def demo_thresholds() -> Response:
         return error_response(
             BadInput("origin_not_allowed", "only the sample app may switch this", None, 403)
         )
-    doc = await request.get_json(silent=True) if request.mimetype == "application/json" else None
+    doc = await json_body() if request.mimetype == "application/json" else None
     short = doc.get("short") if isinstance(doc, dict) else None
     if not isinstance(short, bool):
         raise BadInput("invalid_field", 'send {"short": true} or {"short": false}', "short")
@@ -261,7 +265,7 @@ async def demo_thresholds() -> Response:
 
 @tracker_assets.get("/demo/<name>")
 async def demo_asset(name: str) -> Response:
-    """A file of the sample app (``tracker/examples/<name>``)."""
+    """A file of the sample app (``tippen_rt/tracker/examples/<name>``)."""
     if not services().settings.demo:
         return _not_found("the sample app (start with --demo)")
     if not _ASSET_NAME.match(name) or name == DEMO_INDEX:

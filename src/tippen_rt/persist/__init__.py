@@ -1,4 +1,11 @@
-"""Persistence: the SQLite schema, the group-committing EventStore, tenant rows."""
+"""Persistence: the SQLite schema, the group-committing EventStore, tenant rows.
+
+Redis (``RedisSnapshotStore``) is imported only when asked for: it is the
+``tippen-rt[redis]`` extra, and a service without ``TIPPEN_REDIS_URL`` runs
+without it installed.
+"""
+
+from typing import TYPE_CHECKING, Any
 
 from ..config import Settings
 from ._agents import (
@@ -43,13 +50,21 @@ from ._alerts import (
     resolve_alerts,
     undelivered_alert_ids,
 )
+from ._backup import BackupError, BackupReport, backup_database
 from ._event_store import EventStore, StoreBusy, StoreClosed, StoreStats, run_inline
 from ._events import InsertResult, count_events, insert_batch, insert_batches
 from ._lock import DatabaseInUse, database_lock
 from ._retention_service import RetentionService, SweepReport
-from ._schema import MIGRATIONS, connect, migrate, open_database
+from ._schema import (
+    MIGRATIONS,
+    SchemaTooNew,
+    check_schema,
+    connect,
+    migrate,
+    open_database,
+    schema_version,
+)
 from ._served import ServedSettings, read_served_settings, record_served_settings
-from ._snapshot_redis import RedisSnapshotStore
 from ._snapshot_sqlite import SqliteSnapshotStore
 from ._snapshot_store import SnapshotStore
 from ._summaries import SummaryRow, upsert_summaries
@@ -70,6 +85,9 @@ from ._tenants import (
 )
 from ._writer_process import WriterLost
 
+if TYPE_CHECKING:
+    from ._snapshot_redis import RedisSnapshotStore
+
 __all__ = [
     "DISABLED",
     "FAILED",
@@ -86,6 +104,8 @@ __all__ = [
     "AgentExists",
     "Alert",
     "AlertStatus",
+    "BackupError",
+    "BackupReport",
     "DatabaseInUse",
     "DeliveryStatus",
     "EventStore",
@@ -96,6 +116,7 @@ __all__ = [
     "Opened",
     "RedisSnapshotStore",
     "RetentionService",
+    "SchemaTooNew",
     "ServedSettings",
     "SnapshotStore",
     "SqliteSnapshotStore",
@@ -108,6 +129,8 @@ __all__ = [
     "WriterLost",
     "acknowledge_alert",
     "alert_by_id",
+    "backup_database",
+    "check_schema",
     "connect",
     "count_alerts",
     "count_events",
@@ -144,6 +167,7 @@ __all__ = [
     "rotate_admin_token",
     "rotate_api_key",
     "run_inline",
+    "schema_version",
     "snapshot_store",
     "tenant_rows",
     "undelivered_alert_ids",
@@ -152,8 +176,19 @@ __all__ = [
 ]
 
 
+def __getattr__(name: str) -> Any:
+    # ``from tippen_rt.persist import RedisSnapshotStore`` imports redis then, not before.
+    if name == "RedisSnapshotStore":
+        from ._snapshot_redis import RedisSnapshotStore
+
+        return RedisSnapshotStore
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 def snapshot_store(settings: Settings, store: EventStore) -> SnapshotStore:
     """Redis when ``TIPPEN_REDIS_URL`` is set, else the SQLite file."""
     if settings.redis_url:
+        from ._snapshot_redis import RedisSnapshotStore
+
         return RedisSnapshotStore(settings.redis_url, prefix=settings.redis_prefix)
     return SqliteSnapshotStore(store)

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import logging
 import sqlite3
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,6 +38,7 @@ from typing import Any, TypeVar
 
 import trio
 
+from ..observe import Histogram
 from ._schema import connect, migrate
 from ._transaction import Combined, Work, run_group
 from ._writer_process import REMOTE_BY_FN, WriterLost, WriterProcess
@@ -83,6 +85,8 @@ class StoreStats:
     jobs: int
     rows: int
     queued_jobs: int
+    #: Most jobs the queue holds; beyond it writes wait or get StoreBusy.
+    queue_capacity: int = 0
     #: Writer processes started, and how many of them died under us.
     writer_starts: int = 0
     writer_deaths: int = 0
@@ -122,6 +126,10 @@ class EventStore:
         self._commits = 0
         self._jobs = 0
         self._rows = 0
+        self._capacity = queue_jobs
+        #: Seconds from handing a group to the writer thread to its COMMIT done:
+        #: what every waiter of the group waited once its turn came.
+        self.commit_seconds = Histogram()
 
     # ---- lifecycle -------------------------------------------------------
 
@@ -236,6 +244,7 @@ class EventStore:
                 break
             jobs.append(job)
             rows += job.rows
+        started = time.perf_counter()
         try:
             if self._use_process:
                 for remote, part in _by_where(jobs):
@@ -248,6 +257,7 @@ class EventStore:
         finally:
             for job in jobs:
                 job.done.set()
+        self.commit_seconds.observe(time.perf_counter() - started)
         self._commits += 1
         self._jobs += len(jobs)
         self._rows += rows
@@ -338,6 +348,7 @@ class EventStore:
             jobs=self._jobs,
             rows=self._rows,
             queued_jobs=self._send.statistics().current_buffer_used,
+            queue_capacity=self._capacity,
             writer_starts=self._writer_starts,
             writer_deaths=self._writer_deaths,
         )

@@ -258,14 +258,49 @@ def connect(path: Path | str, *, readonly: bool = False) -> sqlite3.Connection:
     return conn
 
 
-def migrate(conn: sqlite3.Connection) -> int:
-    """Apply every migration newer than the database; return the resulting version."""
-    (version,) = conn.execute("PRAGMA user_version").fetchone()
-    if version > len(MIGRATIONS):
-        raise RuntimeError(
-            f"database schema version {version} is newer than this tippen-rt "
-            f"({len(MIGRATIONS)}); upgrade tippen-rt"
+class SchemaTooNew(RuntimeError):
+    """The database was migrated by a newer tippen-rt: this one must not touch it."""
+
+    def __init__(self, path: Path | str, version: int) -> None:
+        super().__init__(
+            f"{path} has schema version {version}, newer than this tippen-rt knows"
+            f" ({len(MIGRATIONS)}): a newer tippen-rt has used it; run that version,"
+            " or restore a backup made before the upgrade"
         )
+        self.version = version
+
+
+def schema_version(conn: sqlite3.Connection) -> int:
+    """The last migration applied to the database (0 for a new file)."""
+    (version,) = conn.execute("PRAGMA user_version").fetchone()
+    return int(version)
+
+
+def check_schema(path: Path | str) -> None:
+    """Raise :class:`SchemaTooNew` if the database at ``path`` is from a newer
+    tippen-rt (a downgrade); nothing if it is older, current or not there yet."""
+    if not Path(path).exists():
+        return
+    conn = sqlite3.connect(f"file:{Path(path).resolve()}?mode=ro", uri=True)
+    try:
+        conn.execute("PRAGMA busy_timeout = 10000")
+        version = schema_version(conn)
+    finally:
+        conn.close()
+    if version > len(MIGRATIONS):
+        raise SchemaTooNew(path, version)
+
+
+def migrate(conn: sqlite3.Connection) -> int:
+    """Apply every migration newer than the database; return the resulting version.
+
+    Raises :class:`SchemaTooNew`, having changed nothing, for a database that a
+    newer tippen-rt migrated further than this one knows.
+    """
+    version = schema_version(conn)
+    if version > len(MIGRATIONS):
+        files = [row[2] for row in conn.execute("PRAGMA database_list") if row[1] == "main"]
+        raise SchemaTooNew(files[0] if files and files[0] else "the database", version)
     for number in range(version + 1, len(MIGRATIONS) + 1):
         log.info("applying schema migration %d", number)
         conn.execute("BEGIN IMMEDIATE")
