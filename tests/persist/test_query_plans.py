@@ -54,6 +54,7 @@ EXPECTED_INDEX = {
     "recovery: events since the watermark": "idx_events_received",
     "recovery: one user's older events": "idx_events_user_time",
     "erase a user": "idx_events_user_time",
+    "retention": "idx_events_received",
 }
 
 
