@@ -258,3 +258,19 @@ async def test_the_writer_outlives_the_thread_that_started_it(
     assert (await _store(pstore, ptenant.id, _batch(ptenant, 2))).stored == 2
     assert _writer_pid(pstore) == pid
     assert pstore.stats().writer_deaths == 0
+
+
+async def test_the_wal_is_checkpointed_beside_the_commits(
+    pstore: EventStore, ptenant: Tenant
+) -> None:
+    # The writer's own connection never checkpoints (wal_autocheckpoint = 0):
+    # only its Checkpointer thread moves pages into the database file.
+    db = pstore.path
+    before = db.stat().st_size
+    for i in range(20):
+        await _store(pstore, ptenant.id, _batch(ptenant, 50, batchId=f"w{i}"))
+    for _ in range(100):
+        if db.stat().st_size > before:
+            break
+        await trio.sleep(0.1)
+    assert db.stat().st_size > before, "no checkpoint moved the WAL into the database"
