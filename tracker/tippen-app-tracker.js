@@ -84,7 +84,7 @@
       if (!last || last.s || last.b.userId !== user.id || last.b.events.length >= MAX_BATCH ||
         (last.n || 0) + n > 6e4) {
         out.push(last = { s: 0, b: {
-          apiKey: apiKey, userId: user.id, userEmail: user.email,
+          apiKey: apiKey, userId: user.id, userEmail: user.email, userName: user.name,
           subscriptionTier: user.tier, userHash: user.hash, events: [], batchId: 'b-' + rid()
         } });
       }
@@ -285,12 +285,18 @@
   w.addEventListener('blur', safe(function () { hb(false); }));
   w.addEventListener('online', safe(function () { retryAt = 0; pump(); }));
 
-  function identify(id, email, tier, hash) {
+  // identify(id, email, tier, hash, name), or identify({name: ...}) to
+  // change some of them
+  function identify(id, email, tier, hash, name) {
     // what is queued belongs to the previous user
     batch();
+    var o = id === Object(id) ? Object.assign({}, user, id) :
+      { id: id, email: email, tier: tier, hash: hash, name: name };
     user = {
-      id: txt(id, 256), email: clip(email, 320), hash: clip(hash, 256),
-      tier: /^(paid|enterprise)$/.test(tier) ? tier : 'free_trial'
+      id: txt(o.id, 256), email: clip(o.email, 320), hash: clip(o.hash, 256),
+      // a name is shown as who someone is: no invisible or bidi characters
+      name: txt(o.name && String(o.name).replace(/[\0-\x1f\x7f-\x9f\u061c\u200b-\u200f\u2028-\u202e\u2060\u2066-\u2069\ufeff]/g, ''), 256),
+      tier: /^(paid|enterprise)$/.test(o.tier) ? o.tier : 'free_trial'
     };
     flush();
   }
@@ -341,7 +347,7 @@
   safe(function () {
     w.tippen = api;
     if (!off) adopt();
-    identify(attr('user-id'), attr('user-email'), attr('subscription-tier'), attr('user-hash'));
+    identify(attr('user-id'), attr('user-email'), attr('subscription-tier'), attr('user-hash'), attr('user-name'));
     if (!off) { enter(); beat(); }
     [].concat((old && old.q) || []).forEach(safe(run));
   })();

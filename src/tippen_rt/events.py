@@ -7,6 +7,7 @@ tests without a server.  A batch is either wholly valid or rejected with a
 The wire format (``POST /api/track/user-activity``)::
 
     {"apiKey": "client_...", "userId": "u1", "userEmail": "a@b.c",
+     "userName": "Ann Lee",              # optional, shown as "Ann Lee (a@b.c)"
      "subscriptionTier": "free_trial" | "paid" | "enterprise",
      "sentAt": 1700000000000,            # optional, ms, for clock-skew correction
      "batchId": "b-...",                 # optional, makes retries idempotent
@@ -88,6 +89,7 @@ class Limits:
     max_clock_skew_ms: int = 24 * 3600 * 1000
     user_id_chars: int = 256
     email_chars: int = 320
+    user_name_chars: int = 256
     api_key_chars: int = 128
     batch_id_chars: int = 128
     route_chars: int = 2048
@@ -150,6 +152,8 @@ class Batch:
     sent_at_ms: int | None = None
     batch_id: str | None = None
     user_hash: str | None = None
+    #: The user's display name (``userName``), shown as "Name (email)".
+    user_name: str | None = None
 
     @property
     def clock_offset_ms(self) -> int:
@@ -173,6 +177,9 @@ def validate_batch(doc: Any, now_ms: int, limits: Limits = DEFAULT_LIMITS) -> Ba
     api_key = _req_id(doc, "apiKey", limits.api_key_chars)
     user_id = _req_id(doc, "userId", limits.user_id_chars)
     email = _opt_id(doc, "userEmail", limits.email_chars)
+    name = _opt_id(doc, "userName", limits.user_name_chars)
+    if name is not None and not name.strip():
+        name = None  # a blank name is no name: "(email)" would read as a mistake
     tier = doc.get("subscriptionTier")
     if tier not in TIERS:
         raise BadInput(
@@ -205,6 +212,7 @@ def validate_batch(doc: Any, now_ms: int, limits: Limits = DEFAULT_LIMITS) -> Ba
         sent_at_ms=sent_at,
         batch_id=batch_id,
         user_hash=user_hash,
+        user_name=name,
     )
 
 
@@ -356,7 +364,7 @@ def _path(where: int | None, key: str) -> str:
     return key if where is None else f"events[{where}].{key}"
 
 
-#: What identifiers (apiKey, userId, userEmail, batchId) may not hold, because
+#: What identifiers (apiKey, userId, userEmail, userName, batchId) may not hold, because
 #: they are shown and logged as who someone is: C0 and C1 controls (newline and
 #: tab too) and DEL, the line and paragraph separators, bidi controls (U+061C,
 #: U+200E/F, U+202A-E, U+2066-9) and zero-width characters (U+200B-D, U+2060,

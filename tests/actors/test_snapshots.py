@@ -69,6 +69,7 @@ times = st.floats(0, 2e9, allow_nan=False)
         presence=st.sampled_from([p.value for p in Presence]),
         presence_since=times,
         observed_from=times,
+        name=st.none() | st.text(max_size=30),
     ),
     taken=times,
 )
@@ -91,6 +92,16 @@ def test_a_version_1_snapshot_is_read_with_presence_from_what_it_knew() -> None:
     assert state.current_route == "/billing" and state.total_events == 3
 
 
+def test_a_version_2_snapshot_is_read_without_a_display_name() -> None:
+    state = UserState(1, "ann", "ann@example.com", "paid", T0, T0 + 50, name="Ann Lee")
+    v3 = orjson.loads(encode_state(state, T0 + 60))
+    v2 = [2, *v3[1:-1]]  # the release before display names: no ``name`` field
+    assert decode_state(orjson.dumps(v2)) == (replace(state, name=None), T0 + 60)
+    # A version 3 snapshot from before a field was appended: that field's default.
+    assert decode_state(orjson.dumps(v3[:-1])) == (replace(state, name=None), T0 + 60)
+    assert decode_state(orjson.dumps(v3)) == (state, T0 + 60)
+
+
 @pytest.mark.parametrize(
     "blob",
     [
@@ -102,6 +113,8 @@ def test_a_version_1_snapshot_is_read_with_presence_from_what_it_knew() -> None:
         b'"x"',
         b"[1, 1.0" + b", null" * 28 + b"]",
         b"[2, 1.0" + b", null" * 34 + b"]",
+        b"[2, 1.0" + b", 1" * 35 + b"]",
+        b"[4, 1.0" + b", 1" * 35 + b"]",
     ],
 )
 def test_unreadable_snapshots_are_refused(blob: bytes) -> None:

@@ -106,6 +106,7 @@ class AdminEnv:
         events: list[dict[str, Any]] | None = None,
         *,
         tier: str = "free_trial",
+        name: str | None = None,
     ) -> None:
         """Post one batch through the real ingest endpoint and let the actor take it."""
         ts = now_ms()
@@ -118,6 +119,8 @@ class AdminEnv:
             "subscriptionTier": tier,
             "events": [{"timestamp": ts, **e} for e in events],
         }
+        if name is not None:
+            body["userName"] = name
         response = await self.client().post(
             TRACK_PATH,
             data=orjson.dumps(body),

@@ -470,6 +470,29 @@ def test_developer_api_stub_identify_track_and_opt_out(
     assert context.cookies() == []
 
 
+def test_the_display_name_comes_from_the_tag_and_identify(
+    demo: Demo, page: Page, traffic: Traffic, snap: Snap
+) -> None:
+    open_app(page, demo.app_url(user="ann", email="ann@example.com", name="Ann Lee", **FAST))
+    demo.wait_rows("user_id = ?", ("ann",), page=page)
+    assert {b["userName"] for b in traffic.sent} == {"Ann Lee"}
+    # identify({...}) changes only what it names; a name with a zero-width
+    # joiner (a family emoji) and a bidi override would be refused by the
+    # server as a whole batch: the tracker leaves those characters out.
+    page.evaluate(
+        "tippen.identify({name: 'Ann \u202eLee \ud83d\udc68\u200d\ud83d\udc69'});"
+        " tippen.track('named')"
+    )
+    demo.wait_rows("event_name = 'named'", page=page)
+    [last] = [b for b in traffic.sent if any(e.get("name") == "named" for e in b["events"])]
+    assert (last["userId"], last["userEmail"], last["userName"]) == (
+        "ann",
+        "ann@example.com",
+        "Ann Lee \U0001f468\U0001f469",
+    )
+    snap(page)
+
+
 def test_input_the_server_would_refuse_never_costs_a_batch(
     demo: Demo, page: Page, traffic: Traffic, snap: Snap
 ) -> None:

@@ -69,6 +69,10 @@ class UserState:
     #: When this process began to watch the user (restored after a restart):
     #: no heartbeat could reach us before, so absence is judged from then.
     observed_from: float = 0.0
+    # Fields below were added after snapshot layout 3 began: append new ones
+    # at the end only (``_codec.py`` gives a shorter snapshot their defaults).
+    #: The user's display name (``userName``), or None.
+    name: str | None = None
 
     @property
     def key(self) -> tuple[int, str]:
@@ -116,6 +120,7 @@ def new_state(tenant_id: int, batch: Batch, now: float) -> UserState:
         tenant_id=tenant_id,
         user_id=batch.user_id,
         email=batch.user_email,
+        name=batch.user_name,
         tier=batch.tier,
         session_started_at=start,
         last_event_at=start,
@@ -237,6 +242,7 @@ def apply_batch(state: UserState, batch: Batch, now: float, th: TenantSettings) 
     errors.sort()
     return s.replace(
         email=batch.user_email if batch.user_email is not None else s.email,
+        name=batch.user_name if batch.user_name is not None else s.name,
         tier=batch.tier,
         last_event_at=last_event,
         last_interaction_at=last_interaction,

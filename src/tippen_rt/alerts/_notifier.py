@@ -21,7 +21,9 @@ start; anything still pending then goes out after the restart.
 
 The rate limit (one Slack message per user per ``alert_rate_limit_s``) is
 decided when the alert is recorded, in the same transaction, from the
-``alert_rate_limits`` table: it holds across restarts.
+``alert_rate_limits`` table: it holds across restarts.  A message that
+finally fails frees its slot, and the next trigger it held back (still
+unresolved) goes out in its place.
 """
 
 from __future__ import annotations
@@ -58,6 +60,7 @@ from ..persist import (
     mark_updated,
     open_alert,
     record_attempt_error,
+    release_held_back,
     resolve_alerts,
     undelivered_alert_ids,
 )
@@ -146,6 +149,9 @@ class NotifierStats:
     #: Alerts over a tenant's Slack budget, and the digests that counted them.
     held_back: int = 0
     digests: int = 0
+    #: Triggers held back by the rate limit, posted after the message that held
+    #: them back failed.
+    released: int = 0
 
 
 class Notifier:
@@ -353,6 +359,7 @@ class Notifier:
             trigger=message.trigger.value,
             reason=message.reason,
             user_email=state.email,
+            user_name=state.name,
             tier=state.tier,
             route=state.current_route,
             time_on_page_ms=int(state.time_on_current_page(message.at) * 1000),
@@ -525,7 +532,7 @@ class Notifier:
         window_ms = int(self._policy.retry_window_s * 1000)
         retry = alert.id in self._retry_due
         self._retry_due.discard(alert.id)
-        if not retry and self._clock.now_ms() >= alert.created_at + window_ms:
+        if not retry and self._clock.now_ms() >= alert.waiting_since + window_ms:
             # Left waiting (in SQLite, over a restart) past its window: too late.
             minutes = self._policy.retry_window_s / 60
             error = f"not delivered within {minutes:.0f} min"
@@ -650,7 +657,7 @@ class Notifier:
         error = str(exc)
         window_ms = int(self._policy.retry_window_s * 1000)
         if posting:
-            started = alert.created_at
+            started = alert.waiting_since
         else:
             started = self._update_failing_since.setdefault(alert.id, now)
         remaining_s = (started + window_ms - now) / 1000
@@ -678,10 +685,14 @@ class Notifier:
         self, alert: Alert, error: str, *, counted: bool, posting: bool = True
     ) -> None:
         now = self._clock.now_ms()
+        released: Alert | None = None
         if posting:
-            result = await self._store.write(
-                lambda c: mark_failed(c, alert.id, error, counted=counted, now=now)
-            )
+
+            def job(c: Any) -> tuple[Alert | None, Alert | None]:
+                failed = mark_failed(c, alert.id, error, counted=counted, now=now)
+                return failed, None if failed is None else release_held_back(c, failed, now=now)
+
+            result, released = await self._store.write(job)
             self.stats.failed += 1
             log.error("alert #%d: not delivered to Slack: %s", alert.id, error)
         else:
@@ -692,6 +703,12 @@ class Notifier:
             log.error("alert #%d: Slack message not updated: %s", alert.id, error)
         if result is not None:
             self._publish(AlertUpdated(result))
+        if released is not None:
+            # Held back by the rate limit while this one was pending: it goes now.
+            log.info("alert #%d: held back by #%d, to Slack now", released.id, alert.id)
+            self.stats.released += 1
+            self._publish(AlertUpdated(released))
+            self._want(released.id)
 
     def _retry_later(self, alert_id: int, delay_s: float) -> None:
         assert self._nursery is not None, "the notifier is not running"

@@ -151,8 +151,16 @@ def slack_date(ms: int) -> str:
     return f"<!date^{int(ms // 1000)}^{{date_short_pretty}} {{time}}|{utc_time(ms)}>"
 
 
+def person_in_words(name: str | None, email: str | None, user_id: str) -> str:
+    """Who a user is, for people: ``Ann Lee (ann@example.com)``, else the name,
+    the email or, failing both, the user id."""
+    if name and email:
+        return f"{name} ({email})"
+    return name or email or user_id
+
+
 def _who(alert: Alert) -> str:
-    return alert.user_email or alert.user_id
+    return person_in_words(alert.user_name, alert.user_email, alert.user_id)
 
 
 def _headline(alert: Alert, test: bool) -> str:
@@ -216,8 +224,8 @@ def render_alert(
     who = _who(alert)
     words = trigger_in_words(alert.trigger)
     page = alert.route or "(unknown)"
-    user_field = f"*User:*\n{user_text(who, 200)}"
-    if alert.user_email:
+    user_field = f"*User:*\n{user_text(who, 400)}"
+    if who != alert.user_id:
         user_field += f"\n`{user_text(alert.user_id, 200)}`"
     fields = [
         MarkdownTextObject(text=_clip(text, FIELD_MAX))
@@ -277,7 +285,7 @@ def render_alert(
     prefix = {"open": "User needs support", "acknowledged": "Acknowledged", "resolved": "Resolved"}
     head = "Test alert from tippen-rt" if test else prefix[alert.status]
     text = (
-        f"{head}: {user_text(who, 200)} ({user_text(alert.tier, 100)}) on {user_text(page, 500)}:"
+        f"{head}: {user_text(who, 400)} ({user_text(alert.tier, 100)}) on {user_text(page, 500)}:"
         f" {escape(words)}: {reason}"
     )
     if view_url is not None:

@@ -160,7 +160,7 @@ async def users(admin: Admin) -> Response:
 
     Query: ``scope`` (``live``, ``recent``: live and stored, default), ``tier``,
     ``needsSupport`` (true/false), ``activeWithinMin``, ``q`` (part of the
-    id or email), ``limit``.
+    id, email or name), ``limit``.
     """
     svc = services()
     scope = request.args.get("scope", "recent")
@@ -185,7 +185,8 @@ async def users(admin: Admin) -> Response:
             return False
         if query:
             email = (user["email"] or "").lower()
-            return query in user["userId"].lower() or query in email
+            name = (user["name"] or "").lower()
+            return query in user["userId"].lower() or query in email or query in name
         return True
 
     found: dict[str, dict[str, Any]] = {}
@@ -245,20 +246,31 @@ async def user(admin: Admin) -> Response:
     )
 
 
-def _page(rows: list[dict[str, Any]], limit: int) -> dict[str, Any]:
-    return {
-        "events": [event_json(r) for r in rows],
-        "nextBefore": rows[-1]["id"] if len(rows) == limit else None,
-    }
+def _page(rows: list[dict[str, Any]], limit: int, *, ascending: bool = False) -> dict[str, Any]:
+    full = len(rows) == limit
+    page: dict[str, Any] = {"events": [event_json(r) for r in rows]}
+    if ascending:
+        page["nextAfter"] = rows[-1]["id"] if full else None
+    else:
+        page["nextBefore"] = rows[-1]["id"] if full else None
+    return page
 
 
 @admin_api_routes.get("/user/events")
 @admin_api
 async def user_events(admin: Admin) -> Response:
-    """One user's events, newest first; ``before`` = the ``nextBefore`` of the last page."""
+    """One user's events, newest first; ``before`` = the ``nextBefore`` of the last page.
+
+    ``after`` = an event id: the events stored after it instead, oldest first,
+    and ``nextAfter`` to page on while the page was full (a timeline catching
+    up with everything that arrived since it last looked).
+    """
     svc = services()
     user_id = _user_id_arg()
     before = _int_arg("before", None, low=1)
+    after = _int_arg("after", None, low=0)
+    if before is not None and after is not None:
+        raise BadInput("invalid_field", "give before or after, not both", "after")
     limit = _int_arg("limit", DEFAULT_PAGE, low=1, high=MAX_PAGE) or DEFAULT_PAGE
     types = [t for t in (request.args.get("type") or "").split(",") if t]
     known = {t.value for t in EventType}
@@ -267,26 +279,41 @@ async def user_events(admin: Admin) -> Response:
             raise BadInput("invalid_field", f"unknown event type {t[:40]!r}", "type")
     rows = await svc.store.read(
         lambda conn: list_user_events(
-            conn, admin.tenant_id, user_id, before_id=before, limit=limit, types=types
+            conn,
+            admin.tenant_id,
+            user_id,
+            before_id=before,
+            after_id=after,
+            limit=limit,
+            types=types,
         )
     )
-    return json_response(_page(rows, limit))
+    return json_response(_page(rows, limit, ascending=after is not None))
 
 
 @admin_api_routes.get("/user/errors")
 @admin_api
 async def user_errors(admin: Admin) -> Response:
-    """One user's errors, newest first, paginated like the events."""
+    """One user's errors, newest first, paginated like the events (``before``, ``after``)."""
     svc = services()
     user_id = _user_id_arg()
     before = _int_arg("before", None, low=1)
+    after = _int_arg("after", None, low=0)
+    if before is not None and after is not None:
+        raise BadInput("invalid_field", "give before or after, not both", "after")
     limit = _int_arg("limit", DEFAULT_PAGE, low=1, high=MAX_PAGE) or DEFAULT_PAGE
     rows = await svc.store.read(
         lambda conn: list_user_events(
-            conn, admin.tenant_id, user_id, before_id=before, limit=limit, types=("error",)
+            conn,
+            admin.tenant_id,
+            user_id,
+            before_id=before,
+            after_id=after,
+            limit=limit,
+            types=("error",),
         )
     )
-    return json_response(_page(rows, limit))
+    return json_response(_page(rows, limit, ascending=after is not None))
 
 
 @admin_api_routes.get("/user/journey")
@@ -485,6 +512,7 @@ def _live_alerts(svc: AppServices, tenant_id: int, user_id: str | None) -> list[
                     "id": None,
                     "userId": state.user_id,
                     "userEmail": state.email,
+                    "userName": state.name,
                     "tier": state.tier,
                     "route": state.current_route,
                     "trigger": trigger.value,

@@ -14,8 +14,9 @@ Without ``--demo`` those paths are 404.
 
 Files come from the ``tracker/`` directory of the source tree (the package is
 installed in editable mode from ``src/``), read once per process.  The tracker
-is served without its comment lines and indentation (:func:`compact_script`):
-the commented source is for people, and every byte is downloaded by every page.
+is served without its comments, indentation and the spaces between tokens that
+need none (:func:`compact_script`): the commented source is for people, and
+every byte is downloaded by every page.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ from ..demo import (
 from ..events import BadInput
 from ..tenants import Tenant
 from ._auth import site_origin
+from ._compact_js import compact_script
 from ._errors import error_response
 from ._json import json_response
 from ._services import services
@@ -66,18 +68,6 @@ _CONTENT_TYPES = {
 }
 _ASSET_NAME = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9_.-]{0,100}$")
 _PLACEHOLDER = re.compile(r"\{\{(\w+)\}\}")
-
-
-def compact_script(source: str) -> str:
-    """``source`` without comment lines, indentation and blank lines.
-
-    Line breaks stay, so the code means exactly what it did (no semicolons are
-    inserted or lost), and end-of-line comments stay.  Safe for a script with
-    no template literal or string spanning lines, as the tracker is (its tests
-    check that, and run the compacted script in a browser).
-    """
-    lines = (line.strip() for line in source.splitlines())
-    return "\n".join(line for line in lines if line and not line.startswith("//")) + "\n"
 
 
 def tracker_dir() -> Path:
@@ -186,7 +176,7 @@ async def _demo_tenant() -> Tenant | None:
 async def demo_app(_route: str = "") -> Response:
     """The sample app, with the demo tenant's API key in its script tag.
 
-    Query parameters ``user``, ``email``, ``tier``, ``flush`` and ``heartbeat``
+    Query parameters ``user``, ``email``, ``name``, ``tier``, ``flush`` and ``heartbeat``
     (ms) and ``endpoint`` fill the matching ``data-tippen-*`` attributes, to try
     several users at once, to watch batches go out faster, or to send them
     elsewhere.
@@ -210,6 +200,7 @@ async def demo_app(_route: str = "") -> Response:
         "api_key": tenant.api_key,
         "user_id": args.get("user", "demo-user"),
         "user_email": args.get("email", "demo@example.com"),
+        "user_name": args.get("name", ""),
         "tier": tier,
         "flush_ms": args.get("flush", ""),
         "heartbeat_ms": args.get("heartbeat", "" if heartbeat_ms is None else str(heartbeat_ms)),

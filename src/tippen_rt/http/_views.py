@@ -47,6 +47,7 @@ def user_json(state: UserState) -> dict[str, Any]:
     return {
         "userId": state.user_id,
         "email": state.email,
+        "name": state.name,
         "tier": state.tier,
         "live": True,
         "sessionStartedAt": _ms(state.session_started_at),
@@ -92,6 +93,7 @@ def summary_json(row: Mapping[str, Any]) -> dict[str, Any]:
     return {
         "userId": row["user_id"],
         "email": row["user_email"],
+        "name": row["user_name"],
         "tier": row["subscription_tier"],
         "live": False,
         "presence": "gone",

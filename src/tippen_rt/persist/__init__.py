@@ -40,6 +40,7 @@ from ._alerts import (
     mark_updated,
     open_alert,
     record_attempt_error,
+    release_held_back,
     resolve_alerts,
     undelivered_alert_ids,
 )
@@ -136,6 +137,7 @@ __all__ = [
     "read_served_settings",
     "record_attempt_error",
     "record_served_settings",
+    "release_held_back",
     "remove_agent",
     "remove_tenant",
     "resolve_alerts",

@@ -43,7 +43,7 @@ _SUMMARY_COLUMNS = (
     "user_id, user_email, subscription_tier, first_seen_at, last_active_at, current_route,"
     " time_on_current_page, total_events, total_errors, session_started_at, session_events,"
     " session_errors, last_error_at, needs_support, support_reasons, support_triggered_at,"
-    " session_open, updated_at"
+    " session_open, updated_at, user_name"
 )
 
 
@@ -141,23 +141,33 @@ def list_user_events(
     user_id: str,
     *,
     before_id: int | None = None,
+    after_id: int | None = None,
     limit: int = 100,
     types: Sequence[str] = (),
 ) -> list[Row]:
-    """A page of one user's events, newest first (keyset pagination by id)."""
+    """A page of one user's events, newest first (keyset pagination by id).
+
+    With ``after_id``: the events stored after that one, oldest first, so a
+    page that shows the newest events can catch up with every one that
+    arrived since, page by page, however many they are.
+    """
     where = ["tenant_id = ?", "user_id = ?"]
     params: list[Any] = [tenant_id, user_id]
     if before_id is not None:
         where.append("id < ?")
         params.append(before_id)
+    if after_id is not None:
+        where.append("id > ?")
+        params.append(after_id)
     if types:
         where.append(f"event_type IN ({', '.join('?' for _ in types)})")
         params.extend(types)
     params.append(limit)
+    order = "ASC" if after_id is not None else "DESC"
     return _rows(
         conn.execute(
             f"SELECT {_EVENT_COLUMNS} FROM user_activity_events"
-            f" WHERE {' AND '.join(where)} ORDER BY id DESC LIMIT ?",
+            f" WHERE {' AND '.join(where)} ORDER BY id {order} LIMIT ?",
             params,
         )
     )

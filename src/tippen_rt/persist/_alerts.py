@@ -47,7 +47,7 @@ _COLUMNS = (
     " total_events, total_errors, last_active_at, opened_at, resolved_at, resolution,"
     " acknowledged_at, acknowledged_by, delivery_status, attempts, last_error,"
     " slack_channel, slack_ts, suppressed_count, revision, slack_needs_update,"
-    " created_at, updated_at"
+    " created_at, updated_at, user_name, pending_since"
 )
 
 
@@ -93,6 +93,17 @@ class Alert:
     slack_needs_update: bool
     created_at: int
     updated_at: int
+    #: The user's display name when the trigger fired (``userName``), or None.
+    user_name: str | None = None
+    #: Since when it waits to be posted, if not since ``created_at``: a trigger
+    #: held back by the rate limit, posted after the message that held it back
+    #: failed (its retry window starts then).
+    pending_since: int | None = None
+
+    @property
+    def waiting_since(self) -> int:
+        """When its Slack delivery began: the start of its retry window."""
+        return self.created_at if self.pending_since is None else self.pending_since
 
     @property
     def status(self) -> AlertStatus:
@@ -137,6 +148,7 @@ class NewAlert:
     total_errors: int
     last_active_at: int
     opened_at: int
+    user_name: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,8 +194,8 @@ def open_alert(
     cur = conn.execute(
         "INSERT INTO support_alerts (tenant_id, user_id, trigger, reason, user_email, tier,"
         " route, time_on_page_ms, total_events, total_errors, last_active_at, opened_at,"
-        " delivery_status, created_at, updated_at)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        " delivery_status, created_at, updated_at, user_name)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (
             new.tenant_id,
             new.user_id,
@@ -200,17 +212,13 @@ def open_alert(
             status,
             now,
             now,
+            new.user_name,
         ),
     )
     alert_id = cur.lastrowid
     assert alert_id is not None
     if status == PENDING:
-        conn.execute(
-            "INSERT INTO alert_rate_limits (tenant_id, user_id, last_sent_at, alert_id)"
-            " VALUES (?, ?, ?, ?) ON CONFLICT (tenant_id, user_id) DO UPDATE SET"
-            " last_sent_at = excluded.last_sent_at, alert_id = excluded.alert_id",
-            (new.tenant_id, new.user_id, new.opened_at, alert_id),
-        )
+        _take_slot(conn, new.tenant_id, new.user_id, new.opened_at, alert_id)
     covering = None
     if covering_id is not None:
         conn.execute(
@@ -222,6 +230,18 @@ def open_alert(
     alert = alert_by_id(conn, alert_id)
     assert alert is not None
     return Opened(alert, covering, superseded)
+
+
+def _take_slot(
+    conn: sqlite3.Connection, tenant_id: int, user_id: str, at: int, alert_id: int
+) -> None:
+    """The user's rate-limit slot: their last Slack message went out at ``at``."""
+    conn.execute(
+        "INSERT INTO alert_rate_limits (tenant_id, user_id, last_sent_at, alert_id)"
+        " VALUES (?, ?, ?, ?) ON CONFLICT (tenant_id, user_id) DO UPDATE SET"
+        " last_sent_at = excluded.last_sent_at, alert_id = excluded.alert_id",
+        (tenant_id, user_id, at, alert_id),
+    )
 
 
 def _supersede(conn: sqlite3.Connection, new: NewAlert, now: int) -> tuple[Alert, ...]:
@@ -489,6 +509,38 @@ def mark_failed(
     )
     conn.execute("DELETE FROM alert_rate_limits WHERE alert_id = ?", (alert_id,))
     return alert_by_id(conn, alert_id)
+
+
+def release_held_back(conn: sqlite3.Connection, failed: Alert, *, now: int) -> Alert | None:
+    """After ``failed`` was given up: the next trigger of its user that the rate
+    limit held back while ``failed`` was the latest message (and that still
+    needs help) goes out instead.
+
+    It becomes ``pending`` with the user's rate-limit slot from ``now``, its
+    retry window starting now; it counts the triggers held back after it.
+    Returns it, or None when there is none, or when a later message of the
+    user went out meanwhile.  Triggers the tenant's Slack budget held back
+    (counted in a digest) are not among them.
+    """
+    held = [
+        (int(r[0]), r[1])
+        for r in conn.execute(
+            "SELECT id, delivery_status FROM support_alerts WHERE tenant_id = ? AND user_id = ?"
+            " AND id > ? AND (delivery_status IN ('pending', 'sent') OR (delivery_status ="
+            " 'suppressed' AND last_error IS NULL AND resolved_at IS NULL)) ORDER BY id",
+            (failed.tenant_id, failed.user_id, failed.id),
+        )
+    ]
+    if not held or any(status != SUPPRESSED for _, status in held):
+        return None
+    next_id = held[0][0]
+    conn.execute(
+        "UPDATE support_alerts SET delivery_status = 'pending', pending_since = ?,"
+        " suppressed_count = ?, revision = revision + 1, updated_at = ? WHERE id = ?",
+        (now, len(held) - 1, now, next_id),
+    )
+    _take_slot(conn, failed.tenant_id, failed.user_id, now, next_id)
+    return alert_by_id(conn, next_id)
 
 
 def give_up_update(

@@ -223,6 +223,15 @@ MIGRATIONS: tuple[str, ...] = (
         removed_at INTEGER NOT NULL
     );
     """,
+    # 10: the user's display name (``userName``), so the dashboard and Slack
+    # say "Ann Lee (ann@example.com)"; and since when an alert waits to be
+    # posted (a trigger held back by the rate limit is posted when the message
+    # that held it back fails: its retry window starts then)
+    """
+    ALTER TABLE user_activity_summary ADD COLUMN user_name TEXT;
+    ALTER TABLE support_alerts ADD COLUMN user_name TEXT;
+    ALTER TABLE support_alerts ADD COLUMN pending_since INTEGER;
+    """,
 )
 
 

@@ -52,6 +52,24 @@
 
   function userUrl(userId) { return '/user-activity/' + encodeURIComponent(userId); }
 
+  /** Who a user is, for people: "Ann Lee (ann@example.com)", else the name, the email or the id. */
+  function person(u) {
+    if (u.name && u.email) return u.name + ' (' + u.email + ')';
+    return u.name || u.email || String(u.userId);
+  }
+
+  /**
+   * A link to the user's page saying who they are, with what else identifies
+   * them underneath: the user id under a name, the email under a bare id.
+   */
+  function userNames(u) {
+    var main = u.name ? person(u) : String(u.userId);
+    var second = u.name ? String(u.userId) : u.email;
+    return el('div', {class: 'names'},
+      el('a', {href: userUrl(u.userId), text: main, title: main}),
+      second ? el('div', {class: 'email', text: second, title: second}) : null);
+  }
+
   // ---- time ---------------------------------------------------------------
 
   // Server time minus this browser's, from the last message that carried it.
@@ -339,7 +357,7 @@
   };
 
   window.tippenAdmin = {
-    el: el, svg: svg, clear: clear, userUrl: userUrl, duration: duration, ago: ago, roughly: roughly,
+    el: el, svg: svg, clear: clear, userUrl: userUrl, person: person, userNames: userNames, duration: duration, ago: ago, roughly: roughly,
     ticking: ticking, tickAll: tickAll, presenceOf: presenceOf, isPresent: isPresent,
     presenceText: presenceText, presenceBadge: presenceBadge, PRESENCE: PRESENCE, PRESENCE_RANK: PRESENCE_RANK,
     clock: clock, dateTime: dateTime, serverNow: serverNow, setServerTime: setServerTime,

@@ -46,7 +46,8 @@
     if (f.q) {
       var id = String(user.userId).toLowerCase();
       var email = String(user.email || '').toLowerCase();
-      if (id.indexOf(f.q) < 0 && email.indexOf(f.q) < 0) return false;
+      var name = String(user.name || '').toLowerCase();
+      if (id.indexOf(f.q) < 0 && email.indexOf(f.q) < 0 && name.indexOf(f.q) < 0) return false;
     }
     return true;
   }
@@ -260,10 +261,7 @@
     var state = A.presenceOf(u).state;
     return el('tr', {class: (u.needsSupport ? 'needs' : '') + (u.live ? '' : ' offline') + ' p-' + state,
                      'data-user': u.userId, 'data-presence': state},
-      el('td', null, el('div', {class: 'user-cell'},
-        el('div', {class: 'names'},
-          el('a', {href: A.userUrl(u.userId), text: u.userId, title: u.userId}),
-          u.email ? el('div', {class: 'email', text: u.email, title: u.email}) : null))),
+      el('td', null, el('div', {class: 'user-cell'}, A.userNames(u))),
       el('td', {class: 'presence-cell'}, A.presenceBadge(u, {stacked: true})),
       el('td', null, A.tierBadge(u.tier)),
       el('td', null, u.currentRoute ? el('span', {class: 'route', text: u.currentRoute, title: u.currentRoute}) : '–'),
@@ -350,7 +348,7 @@
     call.addEventListener('click', function () { A.startVideoCall(u.userId, call); });
     return el('div', {class: 'alert' + (open ? '' : ' acknowledged'), 'data-user': u.userId},
       el('div', {class: 'alert-who'},
-        el('a', {href: A.userUrl(u.userId), text: u.userId, title: u.userId}),
+        el('a', {href: A.userUrl(u.userId), text: A.person(u), title: u.userId}),
         A.tierBadge(u.tier),
         A.presenceBadge(u),
         u.currentRoute ? el('span', {class: 'route muted', text: u.currentRoute, title: u.currentRoute}) : null,
