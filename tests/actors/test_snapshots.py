@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import replace
@@ -92,13 +93,19 @@ def test_a_version_1_snapshot_is_read_with_presence_from_what_it_knew() -> None:
     assert state.current_route == "/billing" and state.total_events == 3
 
 
-def test_a_version_2_snapshot_is_read_without_a_display_name() -> None:
-    state = UserState(1, "ann", "ann@example.com", "paid", T0, T0 + 50, name="Ann Lee")
+def test_a_version_2_snapshot_is_read_without_the_fields_added_since() -> None:
+    state = UserState(
+        1, "ann", "ann@example.com", "paid", T0, T0 + 50, name="Ann Lee", claimed_by="Ada"
+    )
     v3 = orjson.loads(encode_state(state, T0 + 60))
-    v2 = [2, *v3[1:-1]]  # the release before display names: no ``name`` field
-    assert decode_state(orjson.dumps(v2)) == (replace(state, name=None), T0 + 60)
-    # A version 3 snapshot from before a field was appended: that field's default.
-    assert decode_state(orjson.dumps(v3[:-1])) == (replace(state, name=None), T0 + 60)
+    fields = [f.name for f in dataclasses.fields(UserState)]
+    v2_count = fields.index("observed_from") + 1  # the release before display names
+    v2 = [2, *v3[1 : 2 + v2_count]]
+    bare = replace(state, name=None, claimed_by=None)
+    assert decode_state(orjson.dumps(v2)) == (bare, T0 + 60)
+    # A version 3 snapshot from before the claim fields were appended: their defaults.
+    before_claims = v3[: 2 + fields.index("claimed_by")]
+    assert decode_state(orjson.dumps(before_claims)) == (replace(state, claimed_by=None), T0 + 60)
     assert decode_state(orjson.dumps(v3)) == (state, T0 + 60)
 
 

@@ -361,7 +361,7 @@ async def test_pages_render_for_a_logged_in_admin(env: AdminEnv) -> None:
     admin = await env.admin(env.acme_token)
     response = await admin.get("/user-activity")
     page = await response.get_data(as_text=True)
-    assert response.status_code == 200 and "Support alerts" in page
+    assert response.status_code == 200 and "Needs help" in page
     evil = "<script>alert(1)</script>"
     response = await admin.get("/user-activity/" + "%3Cscript%3Ealert(1)%3C%2Fscript%3E")
     page = await response.get_data(as_text=True)

@@ -244,6 +244,49 @@ async def test_slack_refusing_the_message_fails_it_at_once(
     assert env.t() == 0
 
 
+async def test_a_claim_shows_on_the_slack_message_and_is_kept_for_response_times(
+    env: Env, slack: SlackStandIn, autojump_clock: MockClock
+) -> None:
+    await configure(env.store, env.directory, env.tenant, **bot_settings(slack))
+    first = await env.fire("ann")
+    await env.settle()
+    await trio.sleep(42)
+    [claimed] = await env.notifier.claim(env.tenant.id, "ann", "Ada Park", 3)
+    assert env.actors.claimed == [(env.tenant.id, "ann", "Ada Park", 3)]
+    await env.settle()
+    assert (claimed.id, claimed.claimed_by, claimed.claimed_at) == (
+        first.id,
+        "Ada Park",
+        claimed.first_claimed_at,
+    )
+    assert claimed.first_claimed_at == int((T0 + 42) * 1000)
+    message = slack.messages[(CHANNEL_ID, str(claimed.slack_ts))]
+    assert header(message) == ":raising_hand: Being helped: Stuck on a page"
+    assert "*Ada Park* is on it" in str(message["blocks"])
+    assert message["text"].startswith("Being helped by Ada Park: ")
+
+    # A trigger that fires while the user is claimed is claimed from the start.
+    later = await env.fire(
+        "ann", Trigger.MULTIPLE_ERRORS, claimed_by="Ada Park", claimed_at=T0 + 42
+    )
+    assert (later.claimed_by, later.first_claimed_at) == ("Ada Park", later.opened_at)
+
+    # Taken over, then released: the first claim stays.
+    await trio.sleep(10)
+    await env.notifier.claim(env.tenant.id, "ann", "Bo Chen", 4)
+    released = await env.notifier.claim(env.tenant.id, "ann", None)
+    await env.settle()
+    assert {a.id for a in released} == {first.id, later.id}
+    by_id = {a.id: a for a in await env.alerts("ann")}
+    assert by_id[first.id].claimed_by is None
+    assert (by_id[first.id].first_claimed_by, by_id[first.id].first_claimed_at) == (
+        "Ada Park",
+        int((T0 + 42) * 1000),
+    )
+    message = slack.messages[(CHANNEL_ID, str(claimed.slack_ts))]
+    assert header(message) == ":sos: User needs support: Stuck on a page"
+
+
 async def test_bot_mode_updates_the_message_on_resolve(
     env: Env, slack: SlackStandIn, autojump_clock: MockClock
 ) -> None:

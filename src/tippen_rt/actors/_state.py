@@ -73,6 +73,12 @@ class UserState:
     # at the end only (``_codec.py`` gives a shorter snapshot their defaults).
     #: The user's display name (``userName``), or None.
     name: str | None = None
+    #: Who is helping the user ("I'm on it"), their agent id (0: the tenant's
+    #: admin token) and since when; cleared when the user's last open episode
+    #: ends (they recovered or left) or the claim is released.
+    claimed_by: str | None = None
+    claimed_by_agent: int = 0
+    claimed_at: float | None = None
 
     @property
     def key(self) -> tuple[int, str]:
@@ -87,6 +93,12 @@ class UserState:
     def reason(self, trigger: Trigger) -> str | None:
         """Why ``trigger``'s open episode fired, or None if it is not open."""
         return next((why for t, _, why in self.active if t is trigger), None)
+
+    def claimed_by_someone_else(self, name: str, agent_id: int) -> bool:
+        """True if another agent (or admin login) than ``name``/``agent_id`` claimed the user."""
+        if self.claimed_by is None:
+            return False
+        return (self.claimed_by, self.claimed_by_agent) != (name, agent_id)
 
     def time_on_current_page(self, now: float) -> float:
         """Seconds on the current route."""

@@ -19,6 +19,7 @@ from ._describe import (
     origin_rule_in_words,
     rate_limit_in_words,
     threshold_in_words,
+    tier_weights_in_words,
     tiers_in_words,
 )
 from ._messages import AlertMessage, AlertOpened, AlertUpdated
@@ -29,9 +30,11 @@ from ._notifier import (
     NotifierStats,
     TenantLookup,
 )
+from ._queue import QueueFilter, in_queue, queue_key, ranked, severity_of, waiting_since
 from ._render import (
     Message,
     duration_in_words,
+    person_in_words,
     render_alert,
     user_activity_url,
     utc_time,
@@ -66,6 +69,7 @@ __all__ = [
     "Notifier",
     "NotifierStats",
     "Posted",
+    "QueueFilter",
     "SlackDefaults",
     "SlackDescription",
     "SlackError",
@@ -76,9 +80,13 @@ __all__ = [
     "duration_in_words",
     "fires_when",
     "identity_mode",
+    "in_queue",
     "mask",
     "mask_url",
     "origin_rule_in_words",
+    "person_in_words",
+    "queue_key",
+    "ranked",
     "rate_limit_in_words",
     "render_alert",
     "run_slack_command",
@@ -86,10 +94,13 @@ __all__ = [
     "run_tenant_show",
     "sample_message",
     "send_test_message",
+    "severity_of",
     "slack_target",
     "threshold_in_words",
+    "tier_weights_in_words",
     "tiers_in_words",
     "user_activity_url",
     "utc_time",
     "video_call_url",
+    "waiting_since",
 ]

@@ -23,6 +23,7 @@ from ..persist import (
     update_tenant,
 )
 from ..tenants import (
+    DEFAULT_TIER_WEIGHTS,
     DEFAULT_TRIGGER_TIERS,
     DEFAULT_VIDEO_CALL_TEMPLATE,
     TRIGGERS,
@@ -36,6 +37,7 @@ from ._describe import (
     identity_mode,
     origin_rule_in_words,
     rate_limit_in_words,
+    tier_weights_in_words,
     tiers_in_words,
 )
 from ._render import duration_in_words, utc_time
@@ -142,6 +144,17 @@ def add_alert_commands(
         + ")",
     )
     tset.add_argument(
+        "--tier-weight",
+        action="append",
+        default=[],
+        metavar="TIER=N",
+        dest="tier_weights",
+        help="how much a subscription tier weighs in the dashboard's needs-help queue (the"
+        " heaviest is helped first; ties go by the trigger's severity, then the longest wait),"
+        " a whole number from 0 to 1000 or 'default', e.g. --tier-weight paid=5; repeatable"
+        " (default: " + ", ".join(f"{t}={w}" for t, w in DEFAULT_TIER_WEIGHTS.items()) + ")",
+    )
+    tset.add_argument(
         "--set",
         action="append",
         default=[],
@@ -192,12 +205,14 @@ class _Changes:
     fields: dict[str, Any]
     switched: dict[str, bool]
     tiers: dict[str, tuple[str, ...] | None]
+    weights: dict[str, int | None]
 
     def __bool__(self) -> bool:
-        return bool(self.fields or self.switched or self.tiers)
+        return bool(self.fields or self.switched or self.tiers or self.weights)
 
     def apply(self, settings: TenantSettings) -> TenantSettings:
-        return dataclasses.replace(settings, **self.fields).with_triggers(self.switched, self.tiers)
+        changed = dataclasses.replace(settings, **self.fields)
+        return changed.with_triggers(self.switched, self.tiers).with_tier_weights(self.weights)
 
 
 def _changes(args: argparse.Namespace) -> _Changes:
@@ -228,7 +243,8 @@ def _changes(args: argparse.Namespace) -> _Changes:
     if args.identity is not None:
         changes["require_user_hash"] = args.identity == "required"
     switched, tiers = TenantSettings.trigger_changes(args.triggers, args.trigger_tiers)
-    return _Changes(changes, switched, tiers)
+    weights = TenantSettings.tier_weight_changes(args.tier_weights)
+    return _Changes(changes, switched, tiers, weights)
 
 
 def _new_origins(current: tuple[str, ...], add: list[str], remove: list[str]) -> list[str] | None:
@@ -269,6 +285,7 @@ def _describe(tenant: Tenant, defaults: SlackDefaults) -> list[str]:
         f"identity:     {identity_mode(tenant)}",
         f"rate limit:   {rate_limit_in_words(s.alert_rate_limit_s)}",
         "triggers:     " + "\n              ".join(triggers),
+        f"queue order:  {tier_weights_in_words(s)}",
         "thresholds:   "
         + ", ".join(f"{name}={getattr(s, name):g}" for name in TenantSettings.THRESHOLDS),
     ]

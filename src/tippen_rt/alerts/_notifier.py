@@ -52,6 +52,7 @@ from ..persist import (
     StoreClosed,
     acknowledge_alert,
     alert_by_id,
+    claim_alerts,
     give_up_update,
     mark_disabled,
     mark_failed,
@@ -99,6 +100,9 @@ class ActorNotes(Protocol):
 
     async def alert_sent(self, tenant_id: int, user_id: str, at: float) -> bool:
         """A Slack alert for the user went out at ``at`` (epoch seconds)."""
+
+    async def claim(self, tenant_id: int, user_id: str, by: str | None, agent_id: int = 0) -> bool:
+        """``by`` is helping the user now (None: nobody)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -326,6 +330,23 @@ class Notifier:
         await self._actors.acknowledge(tenant_id, alerts[0].user_id, by)
         return alerts[0]
 
+    async def claim(
+        self, tenant_id: int, user_id: str, by: str | None, agent_id: int = 0
+    ) -> list[Alert]:
+        """``by`` (agent ``agent_id``; 0: the admin token) is helping the user now
+        ("I'm on it"), or nobody is (``by`` None: released).
+
+        Marks the user's unresolved alerts (bot mode updates their Slack
+        messages) and tells the user's actor, whose state every dashboard
+        follows.  Returns the alerts that changed.
+        """
+        now = self._clock.now_ms()
+        alerts = await self._store.write(lambda c: claim_alerts(c, tenant_id, user_id, by, now=now))
+        for alert in alerts:
+            self._changed(alert)
+        await self._actors.claim(tenant_id, user_id, by, agent_id)
+        return alerts
+
     async def wait_settled(self) -> None:
         """Return once nothing is queued, in flight, or waiting to be retried."""
         while not self._is_settled():
@@ -367,6 +388,8 @@ class Notifier:
             total_errors=state.total_errors,
             last_active_at=int(state.last_event_at * 1000),
             opened_at=int(message.at * 1000),
+            claimed_by=state.claimed_by,
+            claimed_at=None if state.claimed_at is None else int(state.claimed_at * 1000),
         )
         hint = None if state.last_alert_sent_at is None else int(state.last_alert_sent_at * 1000)
         rate_limit_ms = int(settings.alert_rate_limit_s * 1000)

@@ -175,6 +175,8 @@ def _headline(alert: Alert, test: bool) -> str:
         return f":white_check_mark: Resolved: {words}"
     if alert.acknowledged_at is not None:
         return f":eyes: Acknowledged: {words}"
+    if alert.claimed_by is not None:
+        return f":raising_hand: Being helped: {words}"
     return f":sos: User needs support: {words}"
 
 
@@ -186,6 +188,9 @@ def _status_lines(alert: Alert, tenant_name: str, test: bool) -> list[str]:
         ]
     tenant = user_text(tenant_name, 200)
     lines = [f"Alert #{alert.id} · {tenant} · opened {slack_date(alert.opened_at)}"]
+    if alert.claimed_by is not None and alert.claimed_at is not None:
+        by = user_text(alert.claimed_by, 100)
+        lines.append(f":raising_hand: *{by}* is on it (claimed {slack_date(alert.claimed_at)})")
     if alert.acknowledged_at is not None:
         by = user_text(alert.acknowledged_by or "an admin", 100)
         lines.append(f":eyes: Acknowledged by *{by}* {slack_date(alert.acknowledged_at)}")
@@ -284,6 +289,8 @@ def render_alert(
 
     prefix = {"open": "User needs support", "acknowledged": "Acknowledged", "resolved": "Resolved"}
     head = "Test alert from tippen-rt" if test else prefix[alert.status]
+    if alert.status == "open" and alert.claimed_by is not None and not test:
+        head = f"Being helped by {user_text(alert.claimed_by, 100)}"
     text = (
         f"{head}: {user_text(who, 400)} ({user_text(alert.tier, 100)}) on {user_text(page, 500)}:"
         f" {escape(words)}: {reason}"

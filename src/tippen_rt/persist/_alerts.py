@@ -47,7 +47,8 @@ _COLUMNS = (
     " total_events, total_errors, last_active_at, opened_at, resolved_at, resolution,"
     " acknowledged_at, acknowledged_by, delivery_status, attempts, last_error,"
     " slack_channel, slack_ts, suppressed_count, revision, slack_needs_update,"
-    " created_at, updated_at, user_name, pending_since"
+    " created_at, updated_at, user_name, pending_since, claimed_by, claimed_at,"
+    " first_claimed_by, first_claimed_at"
 )
 
 
@@ -99,6 +100,14 @@ class Alert:
     #: held back by the rate limit, posted after the message that held it back
     #: failed (its retry window starts then).
     pending_since: int | None = None
+    #: Who is helping the user now ("I'm on it"), since when; None when nobody
+    #: (released).  An alert opened while its user was claimed is claimed too.
+    claimed_by: str | None = None
+    claimed_at: int | None = None
+    #: The first claim, kept when it is released or taken over: the time to
+    #: first claim is ``first_claimed_at - opened_at``.
+    first_claimed_by: str | None = None
+    first_claimed_at: int | None = None
 
     @property
     def waiting_since(self) -> int:
@@ -149,6 +158,9 @@ class NewAlert:
     last_active_at: int
     opened_at: int
     user_name: str | None = None
+    #: The user's claim when the trigger fired (they are already being helped).
+    claimed_by: str | None = None
+    claimed_at: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,8 +206,9 @@ def open_alert(
     cur = conn.execute(
         "INSERT INTO support_alerts (tenant_id, user_id, trigger, reason, user_email, tier,"
         " route, time_on_page_ms, total_events, total_errors, last_active_at, opened_at,"
-        " delivery_status, created_at, updated_at, user_name)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        " delivery_status, created_at, updated_at, user_name, claimed_by, claimed_at,"
+        " first_claimed_by, first_claimed_at)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (
             new.tenant_id,
             new.user_id,
@@ -213,6 +226,11 @@ def open_alert(
             now,
             now,
             new.user_name,
+            new.claimed_by,
+            new.claimed_at,
+            new.claimed_by,
+            # already being helped when it opened: claimed at once
+            None if new.claimed_by is None else new.opened_at,
         ),
     )
     alert_id = cur.lastrowid
@@ -347,6 +365,38 @@ def acknowledge_alert(
             (now, by, now, aid),
         )
         alert = alert_by_id(conn, aid)
+        if alert is not None:
+            out.append(alert)
+    return out
+
+
+def claim_alerts(
+    conn: sqlite3.Connection, tenant_id: int, user_id: str, by: str | None, *, now: int
+) -> list[Alert]:
+    """``by`` is helping the user now (None: nobody; the claim was released).
+
+    Marks every unresolved alert of the user; the first claim of each alert is
+    kept for its response time.  Returns the alerts that changed.
+    """
+    ids = [
+        int(r[0])
+        for r in conn.execute(
+            "SELECT id FROM support_alerts WHERE tenant_id = ? AND user_id = ?"
+            " AND resolved_at IS NULL AND claimed_by IS NOT ? ORDER BY id",
+            (tenant_id, user_id, by),
+        )
+    ]
+    out: list[Alert] = []
+    for alert_id in ids:
+        conn.execute(
+            "UPDATE support_alerts SET claimed_by = ?, claimed_at = ?,"
+            " first_claimed_by = coalesce(first_claimed_by, ?),"
+            " first_claimed_at = coalesce(first_claimed_at, ?), revision = revision + 1,"
+            " slack_needs_update = (slack_ts IS NOT NULL OR delivery_status = 'pending'),"
+            " updated_at = ? WHERE id = ?",
+            (by, None if by is None else now, by, None if by is None else now, now, alert_id),
+        )
+        alert = alert_by_id(conn, alert_id)
         if alert is not None:
             out.append(alert)
     return out

@@ -232,6 +232,14 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE support_alerts ADD COLUMN user_name TEXT;
     ALTER TABLE support_alerts ADD COLUMN pending_since INTEGER;
     """,
+    # 11: claims ("I'm on it"): who is helping the user now, and who claimed
+    # the alert first and when (the time to first claim, for response times)
+    """
+    ALTER TABLE support_alerts ADD COLUMN claimed_by TEXT;
+    ALTER TABLE support_alerts ADD COLUMN claimed_at INTEGER;
+    ALTER TABLE support_alerts ADD COLUMN first_claimed_by TEXT;
+    ALTER TABLE support_alerts ADD COLUMN first_claimed_at INTEGER;
+    """,
 )
 
 

@@ -233,6 +233,7 @@
           var message = (body && body.error && body.error.message) || ('HTTP ' + response.status);
           var err = new Error(message);
           err.status = response.status;
+          err.body = body;
           throw err;
         }
         return body;
@@ -248,22 +249,80 @@
     setTimeout(function () { node.remove(); }, (options && options.ms) || 6000);
   }
 
-  /** Start a video call with userId: record it, open the link, show it. */
-  function startVideoCall(userId, button) {
+  function me() {
+    return {
+      name: document.body.getAttribute('data-agent-name') || '',
+      id: Number(document.body.getAttribute('data-agent-id') || 0)
+    };
+  }
+
+  /** True if someone else than this page's agent has claimed user ``u``. */
+  function claimedByOther(u) {
+    var self = me();
+    return !!(u && u.claimedBy) && (u.claimedBy !== self.name || (u.claimedByAgent || 0) !== self.id);
+  }
+
+  function claimWarning(by, at) {
+    return by + ' is on it (claimed ' + ago(at) + '). Start a video call anyway?';
+  }
+
+  /**
+   * Start a video call with userId: record it, open the link, show it.  If
+   * another agent has claimed the user (``user``, the live user, says so; or
+   * the server does), ask first.
+   */
+  function startVideoCall(userId, button, user) {
+    if (claimedByOther(user) && !window.confirm(claimWarning(user.claimedBy, user.claimedAt))) {
+      return Promise.resolve(null);
+    }
+    var confirmed = claimedByOther(user);
     if (button) button.disabled = true;
     // Opened now, inside the click, so no popup blocker stops it; filled in below.
     var win = window.open('', '_blank');
-    return api('/api/admin/user/video-call', {method: 'POST', body: {userId: userId}})
+    var call = function (confirm) {
+      return api('/api/admin/user/video-call', {method: 'POST', body: {userId: userId, confirm: confirm}});
+    };
+    return call(confirmed)
+      .catch(function (err) {
+        // Claimed meanwhile by someone else: ask, then call anyway if told to.
+        if (err.status !== 409 || !err.body || err.body.error.code !== 'claimed') throw err;
+        var claim = err.body.claim;
+        if (!window.confirm(claimWarning(claim.by, claim.at))) { err.quiet = true; throw err; }
+        return call(true);
+      })
       .then(function (body) {
         var url = body.call.url;
-        if (win) { win.opener = null; win.location.replace(url); }
+        if (win && !win.closed) { win.opener = null; win.location.replace(url); }
         toast(['Video call started: ', el('a', {href: url, target: '_blank', rel: 'noopener noreferrer', text: 'open the call'})]);
         return body.call;
       })
       .catch(function (err) {
         if (win) win.close();
-        toast('Could not start the call: ' + err.message, {error: true});
+        if (!err.quiet) toast('Could not start the call: ' + err.message, {error: true});
+        return null;
       })
+      .finally(function () { if (button) button.disabled = false; });
+  }
+
+  /** "I'm on it": claim userId (``force``: take over someone else's claim). */
+  function claim(userId, button, force) {
+    if (button) button.disabled = true;
+    return api('/api/admin/user/claim', {method: 'POST', body: {userId: userId, force: !!force}})
+      .then(function (body) {
+        toast(body.takenOverFrom ? 'Taken over from ' + body.takenOverFrom + '.' : 'You are on it.');
+      })
+      .catch(function (err) {
+        var by = err.body && err.body.claim ? err.body.claim.by : null;
+        toast(by ? by + ' is on it already.' : 'Could not claim: ' + err.message, {error: true});
+      })
+      .finally(function () { if (button) button.disabled = false; });
+  }
+
+  function unclaim(userId, button) {
+    if (button) button.disabled = true;
+    return api('/api/admin/user/unclaim', {method: 'POST', body: {userId: userId}})
+      .then(function () { toast('Released: nobody is on it now.'); })
+      .catch(function (err) { toast('Could not release: ' + err.message, {error: true}); })
       .finally(function () { if (button) button.disabled = false; });
   }
 
@@ -362,6 +421,7 @@
     presenceText: presenceText, presenceBadge: presenceBadge, PRESENCE: PRESENCE, PRESENCE_RANK: PRESENCE_RANK,
     clock: clock, dateTime: dateTime, serverNow: serverNow, setServerTime: setServerTime,
     tierBadge: tierBadge, api: api, toast: toast, startVideoCall: startVideoCall,
+    claim: claim, unclaim: unclaim, claimedByOther: claimedByOther, me: me,
     acknowledge: acknowledge, LiveSocket: LiveSocket, TIERS: TIERS
   };
 })();

@@ -210,6 +210,12 @@
   }
 
   function renderSettings(s) {
+    if (s.queue) {
+      order = s.queue;
+      $('q-order').textContent = 'Order: ' + s.queue.inWords;
+      cardCache.clear();
+      queueRender();
+    }
     var on = s.triggers.filter(function (t) { return t.on; }).length;
     $('settings-summary').textContent = on + ' of ' + s.triggers.length + ' triggers on · Slack ' +
       (s.slack.mode === 'off' ? 'off' : s.slack.mode) + ' · identity ' + s.identity;
@@ -232,7 +238,8 @@
       ['Slack budget', s.slackMaxPerMinute.value ? 'at most ' + s.slackMaxPerMinute.inWords + ', then one digest' : 'no limit'],
       ['Max live users', s.maxLiveUsers.inWords],
       ['Events kept', s.retention.inWords],
-      ['Video calls', s.videoCallTemplate]
+      ['Video calls', s.videoCallTemplate],
+      ['Needs-help order', s.queue ? s.queue.inWords : '']
     ];
     var list = $('settings-list');
     A.clear(list);
@@ -334,32 +341,173 @@
     return el('div', {class: cls, title: title, text: text});
   }
 
-  function alertCard(u) {
+  // ---- the needs-help queue ---------------------------------------------------
+  //
+  // One row per live user with an open support episode, first to help first:
+  // not yet acknowledged before acknowledged, then the tenant's weight of
+  // their tier, then the severity of their most severe trigger, then how
+  // long they have waited, then the user id (docs/support.md).  The same key
+  // as GET /api/admin/queue, with the weights and severities from
+  // GET /api/admin/settings.
+
+  var PAGE_SIZE = 25;
+  var order = {
+    tierWeights: {enterprise: 3, paid: 2, free_trial: 1},
+    severity: {multiple_errors: 3, stuck_on_page: 2, low_activity: 1, long_inactivity: 1}
+  };
+  var qform = {tier: $('q-tier'), trigger: $('q-trigger'), unclaimed: $('q-unclaimed')};
+  var queuePage = 0;
+  var cursorUser = null;   // the row j/k moved to (a user id)
+  var cursorIndex = 0;
+  var selected = new Set();  // user ids ticked for a bulk acknowledge
+  var shownQueue = [];     // the ranked, filtered queue as last rendered
+
+  function inQueue(u) { return !!(u.triggers && u.triggers.length); }
+
+  function severityOf(u) {
+    return u.triggers.reduce(function (m, t) { return Math.max(m, order.severity[t.trigger] || 0); }, 0);
+  }
+
+  function waitingSince(u) {
+    return u.triggers.reduce(function (m, t) { return Math.min(m, t.since || m); }, u.lastEventAt || Infinity);
+  }
+
+  function queueKey(u) {
+    return [u.needsSupport ? 0 : 1, -(order.tierWeights[u.tier] || 0), -severityOf(u), waitingSince(u), String(u.userId)];
+  }
+
+  function compareKeys(a, b) {
+    for (var i = 0; i < a.length; i++) {
+      if (a[i] < b[i]) return -1;
+      if (a[i] > b[i]) return 1;
+    }
+    return 0;
+  }
+
+  function queueKeeps(u) {
+    if (qform.tier.value && u.tier !== qform.tier.value) return false;
+    if (qform.trigger.value && !u.triggers.some(function (t) { return t.trigger === qform.trigger.value; })) return false;
+    return !(qform.unclaimed.checked && u.claimedBy);
+  }
+
+  function rankedQueue() {
+    var rows = [];
+    live.forEach(function (u) { if (inQueue(u) && queueKeeps(u)) rows.push({u: u, key: queueKey(u)}); });
+    rows.sort(function (a, b) { return compareKeys(a.key, b.key); });
+    return rows.map(function (r) { return r.u; });
+  }
+
+  function mine(u) { return !!u.claimedBy && !A.claimedByOther(u); }
+
+  function claimLine(u) {
+    if (!u.claimedBy) return el('div', {class: 'q-claim muted', text: 'Unclaimed'});
+    return ticking(function () {
+      return (mine(u) ? 'You are on it' : 'Claimed by ' + u.claimedBy) + ' · ' + A.ago(u.claimedAt);
+    }, {class: 'q-claim ' + (mine(u) ? 'mine' : 'theirs')});
+  }
+
+  function queueRow(u) {
     var open = u.needsSupport;
-    var since = u.supportTriggeredAt || (u.triggers[0] && u.triggers[0].since);
+    var since = waitingSince(u);
+    var who = A.person(u);
     var reasons = u.triggers.map(function (t) {
       return el('div', null, el('span', {class: 'title', text: t.title}), t.reason ? ': ' + t.reason : '');
     });
-    if (!reasons.length) reasons = [el('div', {text: 'Needs help'})];
-    var viewLink = el('a', {class: 'button small', href: A.userUrl(u.userId), text: 'View'});
-    var ack = open ? el('button', {type: 'button', class: 'button small', text: 'Acknowledge'}) : null;
+    var check = el('input', {type: 'checkbox', class: 'q-select', 'aria-label': 'Select ' + who});
+    check.addEventListener('change', function () { select(u.userId, check.checked); });
+    var claim = el('button', {type: 'button', class: 'button small', 'data-action': 'claim',
+      text: !u.claimedBy ? 'I\u2019m on it' : mine(u) ? 'Release' : 'Take over'});
+    claim.addEventListener('click', function () { toggleClaim(u, claim); });
+    var ack = open ? el('button', {type: 'button', class: 'button small', 'data-action': 'acknowledge', text: 'Acknowledge'}) : null;
     if (ack) ack.addEventListener('click', function () { A.acknowledge(u.userId, ack); });
-    var call = el('button', {type: 'button', class: 'button small primary', text: 'Start video call'});
-    call.addEventListener('click', function () { A.startVideoCall(u.userId, call); });
-    return el('div', {class: 'alert' + (open ? '' : ' acknowledged'), 'data-user': u.userId},
-      el('div', {class: 'alert-who'},
-        el('a', {href: A.userUrl(u.userId), text: A.person(u), title: u.userId}),
+    var call = el('button', {type: 'button', class: 'button small primary', 'data-action': 'call', text: 'Start video call'});
+    call.addEventListener('click', function () { A.startVideoCall(u.userId, call, live.get(u.userId)); });
+    var row = el('div', {class: 'alert q-row' + (open ? '' : ' acknowledged'), 'data-user': u.userId,
+                         role: 'listitem', tabindex: '-1'},
+      check,
+      el('span', {class: 'rank'}),
+      el('div', {class: 'alert-who q-who'},
+        el('a', {href: A.userUrl(u.userId), text: who, title: u.userId}),
         A.tierBadge(u.tier),
-        A.presenceBadge(u),
-        u.currentRoute ? el('span', {class: 'route muted', text: u.currentRoute, title: u.currentRoute}) : null,
-        ticking(function () {
-          return open
-            ? 'needs help for ' + A.duration(A.serverNow() - since)
-            : 'acknowledged' + (u.acknowledgedBy ? ' by ' + u.acknowledgedBy : '') + ' ' + A.ago(u.acknowledgedAt);
-        }, {class: 'alert-when'})),
-      el('div', {class: 'alert-reasons'}, reasons),
-      deliveryNote(u.userId),
-      el('div', {class: 'alert-actions'}, viewLink, ack, call));
+        A.presenceBadge(u)),
+      el('div', {class: 'q-route muted', title: u.currentRoute || ''},
+        u.currentRoute ? el('span', {class: 'route', text: u.currentRoute}) : '–'),
+      el('div', {class: 'alert-reasons'}, reasons.length ? reasons : el('div', {text: 'Needs help'})),
+      deliveryNote(u.userId) || el('div', {class: 'delivery muted'}),
+      ticking(function () {
+        return open
+          ? 'needs help for ' + A.duration(A.serverNow() - since)
+          : 'acknowledged' + (u.acknowledgedBy ? ' by ' + u.acknowledgedBy : '') + ' ' + A.ago(u.acknowledgedAt);
+      }, {class: 'alert-when q-wait'}),
+      claimLine(u),
+      el('div', {class: 'alert-actions'}, claim, ack, call,
+        el('a', {class: 'button small ghost', href: A.userUrl(u.userId), text: 'View'})));
+    row.addEventListener('click', function (event) {
+      if (event.target === row) moveCursorTo(u.userId);
+    });
+    return row;
+  }
+
+  function toggleClaim(u, button) {
+    if (mine(u)) return A.unclaim(u.userId, button);
+    if (u.claimedBy && !window.confirm(u.claimedBy + ' is on it (claimed ' + A.ago(u.claimedAt) +
+        '). Take over from them?')) return Promise.resolve();
+    return A.claim(u.userId, button, !!u.claimedBy);
+  }
+
+  function select(userId, on) {
+    if (on) selected.add(userId); else selected.delete(userId);
+    queueRender();
+  }
+
+  function acknowledgeSelected() {
+    var ids = Array.from(selected);
+    if (!ids.length) return;
+    var button = $('q-ack-selected');
+    button.disabled = true;
+    A.api('/api/admin/users/acknowledge', {method: 'POST', body: {userIds: ids}}).then(function (body) {
+      body.acknowledged.forEach(function (id) { selected.delete(id); });
+      A.toast('Acknowledged ' + body.acknowledged.length + ' user' + (body.acknowledged.length === 1 ? '' : 's') + '.');
+    }).catch(function (err) {
+      A.toast('Could not acknowledge: ' + err.message, {error: true});
+    }).finally(queueRender);
+  }
+
+  // ---- keys: j/k move, x select, a acknowledge, c claim, v video call ----------------
+
+  function moveCursorTo(userId) {
+    cursorUser = userId;
+    var at = shownQueue.findIndex(function (u) { return u.userId === userId; });
+    if (at >= 0) {
+      cursorIndex = at;
+      queuePage = Math.floor(at / PAGE_SIZE);
+    }
+    render();
+    var node = document.querySelector('.q-row.cursor');
+    if (node) node.focus();
+  }
+
+  function onKey(event) {
+    if (event.ctrlKey || event.metaKey || event.altKey || event.defaultPrevented) return;
+    var target = event.target;
+    if (target && (/^(INPUT|SELECT|TEXTAREA)$/.test(target.tagName) || target.isContentEditable)) return;
+    var key = event.key;
+    if ('jkxacv'.indexOf(key) < 0 || key.length !== 1 || !shownQueue.length) return;
+    event.preventDefault();
+    var at = shownQueue.findIndex(function (u) { return u.userId === cursorUser; });
+    if (key === 'j' || key === 'k') {
+      var next = at < 0 ? 0 : Math.max(0, Math.min(shownQueue.length - 1, at + (key === 'j' ? 1 : -1)));
+      moveCursorTo(shownQueue[next].userId);
+      return;
+    }
+    if (at < 0) return;
+    var u = shownQueue[at];
+    var row = document.querySelector('.q-row.cursor');
+    var button = function (action) { return row && row.querySelector('[data-action="' + action + '"]'); };
+    if (key === 'x') select(u.userId, !selected.has(u.userId));
+    else if (key === 'a' && u.needsSupport) A.acknowledge(u.userId, button('acknowledge'));
+    else if (key === 'c') toggleClaim(u, button('claim'));
+    else if (key === 'v') A.startVideoCall(u.userId, button('call'), u);
   }
 
   /** The user as far as this page knows: live, recent, or only from their alert. */
@@ -422,18 +570,18 @@
   var okNode = null;
 
   function renderAlerts(left) {
-    var list = [];
-    live.forEach(function (u) { if (u.needsSupport || (u.triggers && u.triggers.length)) list.push(u); });
-    list.sort(function (a, b) {
-      if (a.needsSupport !== b.needsSupport) return a.needsSupport ? -1 : 1;
-      return (a.supportTriggeredAt || 0) - (b.supportTriggeredAt || 0);
-    });
+    var list = rankedQueue();
+    shownQueue = list;
     var box = $('alerts');
-    var open = list.filter(function (u) { return u.needsSupport; }).length;
+    var open = 0;
+    live.forEach(function (u) { if (u.needsSupport) open += 1; });
+    var inAll = 0;
+    live.forEach(function (u) { if (inQueue(u)) inAll += 1; });
     var failed = 0;
     storedAlerts.forEach(function (a) { if (a.deliveryStatus === 'failed') failed++; });
     $('alerts-count').textContent = connected
       ? open + ' need' + (open === 1 ? 's' : '') + ' help' +
+        (list.length !== inAll ? ' · ' + list.length + ' of ' + inAll + ' shown' : '') +
         (storedAlerts.size ? ' · ' + storedAlerts.size + ' unresolved alert' + (storedAlerts.size === 1 ? '' : 's') : '') +
         (left.size ? ' · ' + left.size + ' left before help' : '')
       : '';
@@ -448,9 +596,32 @@
       box.appendChild(el('p', {class: 'empty', text: 'Loading…'}));
       return;
     }
-    var nodes = list.map(function (u) { return cached(cardCache, u, alertCard); });
+    // The cursor stays on its user as the order changes; if they left the
+    // queue, on the row that took their place.
+    var at = list.findIndex(function (u) { return u.userId === cursorUser; });
+    if (at >= 0) cursorIndex = at;
+    else if (cursorUser !== null) cursorUser = list.length ? list[Math.min(cursorIndex, list.length - 1)].userId : null;
+    var pages = Math.max(1, Math.ceil(list.length / PAGE_SIZE));
+    queuePage = Math.max(0, Math.min(queuePage, pages - 1));
+    var first = queuePage * PAGE_SIZE;
+    var pageUsers = list.slice(first, first + PAGE_SIZE);
+    var ids = new Set(list.map(function (u) { return u.userId; }));
+    selected.forEach(function (id) { if (!ids.has(id)) selected.delete(id); });
+    var nodes = pageUsers.map(function (u, i) {
+      var node = cached(cardCache, u, queueRow);
+      node.querySelector('.rank').textContent = '#' + (first + i + 1);
+      var isCursor = u.userId === cursorUser;
+      node.classList.toggle('cursor', isCursor);
+      if (isCursor) node.setAttribute('aria-current', 'true'); else node.removeAttribute('aria-current');
+      var ticked = selected.has(u.userId);
+      node.classList.toggle('selected', ticked);
+      node.querySelector('.q-select').checked = ticked;
+      return node;
+    });
     if (!list.length) {
-      okNode = okNode || el('div', {class: 'alerts-ok'}, '✓ Nobody needs help right now.');
+      var filtered = inAll > 0;
+      okNode = okNode || el('div', {class: 'alerts-ok'});
+      okNode.textContent = filtered ? 'Nobody here matches these filters.' : '✓ Nobody needs help right now.';
       nodes.push(okNode);
     }
     var leftIds = Array.from(left.keys()).sort(function (a, b) {
@@ -465,9 +636,20 @@
       nodes.push(hit.node);
     });
     place(box, nodes);
-    var ids = new Set(list.map(function (u) { return u.userId; }));
     cardCache.forEach(function (_, id) { if (!ids.has(id)) cardCache.delete(id); });
     leftCache.forEach(function (_, id) { if (!left.has(id)) leftCache.delete(id); });
+    // the pager, the page's select-all box, the bulk button
+    $('q-pager').hidden = pages < 2;
+    $('q-page').textContent = list.length
+      ? (first + 1) + '–' + (first + pageUsers.length) + ' of ' + list.length : '';
+    $('q-prev').disabled = queuePage === 0;
+    $('q-next').disabled = queuePage >= pages - 1;
+    var pageIds = pageUsers.map(function (u) { return u.userId; });
+    var allTicked = pageIds.length > 0 && pageIds.every(function (id) { return selected.has(id); });
+    $('q-select-page').checked = allTicked;
+    $('q-select-page').disabled = !pageIds.length;
+    $('q-ack-selected').disabled = !selected.size;
+    $('q-ack-selected').textContent = 'Acknowledge selected' + (selected.size ? ' (' + selected.size + ')' : '');
   }
 
   function renderStats() {
@@ -486,8 +668,12 @@
   }
 
   var leftShown = new Map();  // the last render's leftCardUsers()
+  // How long the last renders took (ms): bench/support.py reads them.
+  var renders = [];
+  window.tippenDashboard = {renders: renders};
 
   function render() {
+    var started = performance.now();
     var f = filters();
     var left = leftCardUsers();
     // Rows whose "User left" status comes or goes are rebuilt.
@@ -497,6 +683,8 @@
     renderStats();
     renderAlerts(left);
     renderUsers(f);
+    renders.push(performance.now() - started);
+    if (renders.length > 200) renders.shift();
   }
 
   // ---- wiring ---------------------------------------------------------------
@@ -510,6 +698,21 @@
     });
   });
   $('filters').addEventListener('submit', function (e) { e.preventDefault(); });
+  ['input', 'change'].forEach(function (kind) {
+    $('queue-filters').addEventListener(kind, function () { queuePage = 0; queueRender(); });
+  });
+  $('queue-filters').addEventListener('submit', function (e) { e.preventDefault(); });
+  $('q-prev').addEventListener('click', function () { queuePage -= 1; render(); });
+  $('q-next').addEventListener('click', function () { queuePage += 1; render(); });
+  $('q-select-page').addEventListener('change', function () {
+    var on = this.checked;
+    shownQueue.slice(queuePage * PAGE_SIZE, (queuePage + 1) * PAGE_SIZE).forEach(function (u) {
+      if (on) selected.add(u.userId); else selected.delete(u.userId);
+    });
+    queueRender();
+  });
+  $('q-ack-selected').addEventListener('click', acknowledgeSelected);
+  document.addEventListener('keydown', onKey);
 
   new A.LiveSocket(onMessage);
   loadStats();

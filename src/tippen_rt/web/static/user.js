@@ -388,7 +388,7 @@
 
   $('u-call').addEventListener('click', function () {
     var button = this;
-    A.startVideoCall(userId, button).then(function () {
+    A.startVideoCall(userId, button, liveUser).then(function () {
       return A.api('/api/admin/user/video-calls?id=' + q);
     }).then(function (body) { if (body) renderCalls(body.calls); }).catch(function () {});
   });
