@@ -12,6 +12,7 @@ The wire format (``POST /api/track/user-activity``)::
      "sentAt": 1700000000000,            # optional, ms, for clock-skew correction
      "batchId": "b-...",                 # optional, makes retries idempotent
      "userHash": "hex hmac",             # optional, identity verification
+     "inviteAnswer": {"id": 12, "answer": "joined" | "declined"},  # optional
      "events": [{"type": "route", "route": "/billing", "timestamp": 1700...}, ...]}
 """
 
@@ -28,6 +29,7 @@ import orjson
 
 __all__ = [
     "INTERACTION_TYPES",
+    "INVITE_ANSWERS",
     "TIERS",
     "UNSAFE_IN_IDS",
     "BadInput",
@@ -154,6 +156,9 @@ class Batch:
     user_hash: str | None = None
     #: The user's display name (``userName``), shown as "Name (email)".
     user_name: str | None = None
+    #: The page's answer to a video call invitation: (call id, ``joined`` or
+    #: ``declined``), sent by ``tippen-invite.js``.
+    invite_answer: tuple[int, str] | None = None
 
     @property
     def clock_offset_ms(self) -> int:
@@ -190,6 +195,7 @@ def validate_batch(doc: Any, now_ms: int, limits: Limits = DEFAULT_LIMITS) -> Ba
     sent_at = _opt_ms(doc, "sentAt")
     batch_id = _opt_id(doc, "batchId", limits.batch_id_chars)
     user_hash = _opt_str(doc, "userHash", 256)
+    invite_answer = _invite_answer(doc.get("inviteAnswer"))
     raw_events = doc.get("events")
     if not isinstance(raw_events, list):
         raise BadInput("invalid_field", "events must be an array", "events")
@@ -213,7 +219,26 @@ def validate_batch(doc: Any, now_ms: int, limits: Limits = DEFAULT_LIMITS) -> Ba
         batch_id=batch_id,
         user_hash=user_hash,
         user_name=name,
+        invite_answer=invite_answer,
     )
+
+
+#: What a page may answer a call invitation.
+INVITE_ANSWERS = ("joined", "declined")
+
+
+def _invite_answer(raw: Any) -> tuple[int, str] | None:
+    if raw is None:
+        return None
+    call_id = raw.get("id") if isinstance(raw, dict) else None
+    answer = raw.get("answer") if isinstance(raw, dict) else None
+    if type(call_id) is not int or not 0 < call_id < 2**63 or answer not in INVITE_ANSWERS:
+        raise BadInput(
+            "invalid_field",
+            'inviteAnswer must be {"id": call id, "answer": "joined" or "declined"}',
+            "inviteAnswer",
+        )
+    return call_id, answer
 
 
 def _event(raw: Any, i: int, offset: int, now_ms: int, limits: Limits) -> Event:

@@ -164,6 +164,11 @@ class TenantSettings:
     slack_bot_token: str = ""
     slack_channel: str = ""
     video_call_template: str = DEFAULT_VIDEO_CALL_TEMPLATE
+    #: A video call invites the user's own page (docs/support.md); off: the
+    #: agent shares the link some other way.
+    call_invitations: bool = True
+    #: An invitation nobody answered is "ignored" after this long.
+    invite_timeout_s: float = 120.0
     # Data
     retention_days: int = 90
     require_user_hash: bool = False
@@ -201,6 +206,7 @@ class TenantSettings:
         "retention_days",
         "max_live_users",
         "slack_max_per_minute",
+        "invite_timeout_s",
     )
 
     @classmethod

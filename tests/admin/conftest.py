@@ -20,6 +20,7 @@ from quart.testing import WebsocketResponseError
 
 from tippen_rt.actors import Feed, Registry, feed_channels
 from tippen_rt.alerts import Notifier
+from tippen_rt.calls import CallBoard
 from tippen_rt.clock import Clock
 from tippen_rt.config import Settings
 from tippen_rt.http import TRACK_PATH, AppServices, Hub, TenantDirectory, create_app
@@ -222,6 +223,11 @@ async def build_env(
             queue_messages=settings.hub_queue_messages,
         ).run
     )
+    calls = CallBoard(store, clock)
+    if notifier is not None:
+        calls.subscribe_changes(notifier.call_changed)
+    calls.subscribe(hub.call_changed)
+    await nursery.start(calls.run)
     snapshots = MemorySnapshots()
     services = AppServices(
         settings=settings,
@@ -234,6 +240,7 @@ async def build_env(
         snapshots=snapshots,
         hub=hub,
         notifier=notifier,
+        calls=calls,
     )
     return AdminEnv(
         app=create_app(services),

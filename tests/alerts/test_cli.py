@@ -369,6 +369,23 @@ def test_triggers_are_turned_off_and_given_tiers_and_shown(
     conn.close()
 
 
+def test_call_invitations_are_switched_off_and_on(
+    db: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, _ = run("tenant", "show", "acme", capsys=capsys)
+    assert "invitations:  on (a video call shows the user an invitation" in out
+    assert "no answer in 2 min counts as ignored" in out
+    code, out, _ = run(
+        "tenant", "set", "acme", "--call-invitations", "off", "--set", "invite_timeout_s=30",
+        capsys=capsys,
+    )  # fmt: skip
+    assert code == 0 and "invitations:  off (the agent shares the call link" in out
+    conn = open_database(db)
+    settings = get_tenant_by_name(conn, "acme").settings
+    conn.close()
+    assert (settings.call_invitations, settings.invite_timeout_s) == (False, 30.0)
+
+
 def test_tier_weights_order_the_queue_and_are_shown(
     db: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

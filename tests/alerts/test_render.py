@@ -72,6 +72,32 @@ def test_the_user_is_named_with_their_email_as_the_plan_says() -> None:
     assert "<!here>" not in text and "@channel" not in text
 
 
+@pytest.mark.parametrize(
+    ("status", "words"),
+    [
+        ("invited", "inviting the user on their page"),
+        ("shown", "the invitation is on the user's page"),
+        ("joined", "the user joined"),
+        ("declined", "the user said not now"),
+        ("ignored", "the user did not answer"),
+        ("not_invited", "invitations are off"),
+    ],
+)
+def test_the_footer_says_how_the_call_went(status: str, words: str) -> None:
+    _, blocks = as_json(
+        alert(
+            call_status=status,
+            call_by="Ada <Park>",
+            call_updated_at=T,
+            claimed_by="Ada",
+            claimed_at=T,
+        )
+    )
+    footer = " ".join(e["text"] for e in blocks[-1]["elements"])
+    assert f":telephone_receiver: Video call by *Ada &lt;Park&gt;*: {words}" in footer
+    assert "*Ada* is on it" in footer
+
+
 def buttons(blocks: list[Any]) -> dict[str, str]:
     out = {}
     for block in blocks:

@@ -10,6 +10,8 @@ import pytest
 from tippen_rt.http._compact_js import compact_script, js_tokens
 
 TRACKER = Path(__file__).resolve().parents[2] / "tracker" / "tippen-app-tracker.js"
+#: The second script: loaded only while a user is flagged (call invitations).
+INVITE = TRACKER.with_name("tippen-invite.js")
 BUDGET_GZIP_BYTES = 4096
 
 
@@ -73,4 +75,19 @@ def test_tracker_is_one_iife_without_dependencies() -> None:
     assert code.startswith("(function (w, d) {")
     assert code.endswith("})(window, document);")
     for forbidden in ("import ", "require(", "document.cookie", ".value"):
+        assert forbidden not in source, forbidden
+
+
+def test_the_invitation_script_is_small_self_contained_and_compacts_cleanly(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    source = INVITE.read_text()
+    served = compact_script(source)
+    assert js_tokens(served) == js_tokens(source)
+    gzipped = len(gzip.compress(served.encode(), compresslevel=9, mtime=0))
+    with capsys.disabled():
+        print(f"\n[tracker] {INVITE.name}: served {len(served)} bytes, {gzipped} gzipped")
+    assert gzipped < 4096
+    assert source.split("*/", 1)[1].lstrip().startswith("// Loaded by tippen-app-tracker.js")
+    for forbidden in ("import ", "require(", "document.cookie", ".value", "innerHTML"):
         assert forbidden not in source, forbidden

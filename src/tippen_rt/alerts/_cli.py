@@ -33,6 +33,7 @@ from ..tenants import (
 )
 from ._check import send_test_message
 from ._describe import (
+    call_invitations_in_words,
     describe_slack,
     identity_mode,
     origin_rule_in_words,
@@ -82,6 +83,13 @@ def add_alert_commands(
             "call link with {tenant}, {user} and {room} (an unguessable room name per user;"
             f" default {DEFAULT_VIDEO_CALL_TEMPLATE})"
         ),
+    )
+    tset.add_argument(
+        "--call-invitations",
+        choices=("on", "off"),
+        help="'on': starting a video call shows the user an invitation on their own page"
+        " (Join / Not now; tippen-invite.js, docs/support.md), and the dashboard hears the"
+        " answer; 'off': the agent shares the link some other way (default on)",
     )
     tset.add_argument(
         "--alert-rate-limit-min",
@@ -240,6 +248,8 @@ def _changes(args: argparse.Namespace) -> _Changes:
     changes.update(TenantSettings.threshold_changes(args.thresholds))
     if args.require_origin is not None:
         changes["require_origin"] = args.require_origin == "on"
+    if args.call_invitations is not None:
+        changes["call_invitations"] = args.call_invitations == "on"
     if args.identity is not None:
         changes["require_user_hash"] = args.identity == "required"
     switched, tiers = TenantSettings.trigger_changes(args.triggers, args.trigger_tiers)
@@ -280,6 +290,7 @@ def _describe(tenant: Tenant, defaults: SlackDefaults) -> list[str]:
         f"tenant:       {tenant.name}",
         f"slack:        {describe_slack(s, defaults).in_words}",
         f"video calls:  {s.video_call_template}",
+        f"invitations:  {call_invitations_in_words(s)}",
         f"origins:      {', '.join(tenant.origins) or '(none: browsers are refused)'}",
         f"origin hdr:   {origin_rule_in_words(s.require_origin)}",
         f"identity:     {identity_mode(tenant)}",

@@ -38,6 +38,7 @@ from typing import Any, Protocol
 import trio
 
 from ..actors import TriggerCleared, TriggerFired, TriggerMessage
+from ..calls import Invitation
 from ..clock import Clock
 from ..config import Settings
 from ..persist import (
@@ -61,6 +62,7 @@ from ..persist import (
     mark_updated,
     open_alert,
     record_attempt_error,
+    record_call,
     release_held_back,
     resolve_alerts,
     undelivered_alert_ids,
@@ -346,6 +348,35 @@ class Notifier:
             self._changed(alert)
         await self._actors.claim(tenant_id, user_id, by, agent_id)
         return alerts
+
+    async def call_changed(self, invitation: Invitation) -> None:
+        """A video call was started with a user, or its invitation to their page
+        changed (shown, joined, declined, ignored): the user's alerts say so (bot
+        mode updates their Slack messages).  The CallBoard awaits this."""
+        now = self._clock.now_ms()
+        alerts = await self._store.write(
+            lambda c: record_call(
+                c,
+                invitation.tenant_id,
+                invitation.user_id,
+                invitation.call_id,
+                invitation.agent,
+                invitation.alert_status,
+                now=now,
+            )
+        )
+        for alert in alerts:
+            self._changed(alert)
+
+    async def call_not_invited(self, tenant_id: int, user_id: str, call_id: int, by: str) -> None:
+        """A video call started while the tenant has invitations off: the alerts
+        of the user say so (the agent shares the link some other way)."""
+        now = self._clock.now_ms()
+        alerts = await self._store.write(
+            lambda c: record_call(c, tenant_id, user_id, call_id, by, "not_invited", now=now)
+        )
+        for alert in alerts:
+            self._changed(alert)
 
     async def wait_settled(self) -> None:
         """Return once nothing is queued, in flight, or waiting to be retried."""

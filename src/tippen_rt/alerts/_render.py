@@ -180,6 +180,18 @@ def _headline(alert: Alert, test: bool) -> str:
     return f":sos: User needs support: {words}"
 
 
+#: How a call's invitation stands, in words (``persist.CALL_STATUSES``).
+_CALL_WORDS = {
+    "invited": "inviting the user on their page",
+    "shown": "the invitation is on the user's page",
+    "joined": "the user joined",
+    "declined": "the user said not now",
+    "ignored": "the user did not answer",
+    "replaced": "a newer call replaced it",
+    "not_invited": "invitations are off, the link was shared some other way",
+}
+
+
 def _status_lines(alert: Alert, tenant_name: str, test: bool) -> list[str]:
     if test:
         return [
@@ -194,6 +206,11 @@ def _status_lines(alert: Alert, tenant_name: str, test: bool) -> list[str]:
     if alert.acknowledged_at is not None:
         by = user_text(alert.acknowledged_by or "an admin", 100)
         lines.append(f":eyes: Acknowledged by *{by}* {slack_date(alert.acknowledged_at)}")
+    if alert.call_status is not None and alert.call_updated_at is not None:
+        by = user_text(alert.call_by or "an admin", 100)
+        words = _CALL_WORDS.get(alert.call_status, alert.call_status)
+        when = slack_date(alert.call_updated_at)
+        lines.append(f":telephone_receiver: Video call by *{by}*: {words} {when}")
     if alert.resolved_at is not None:
         if alert.resolution == SUPERSEDED:
             lines.append(

@@ -22,6 +22,7 @@ from ..events import TIERS, BadInput, EventType, log_safe
 from ..persist import _alerts as alerts_db
 from ..persist._admin import (
     ErasedCounts,
+    VideoCall,
     erase_user,
     get_user_summary,
     list_journey_events,
@@ -548,20 +549,26 @@ async def queue(admin: Admin) -> Response:
     )
 
 
-def _call_json(call: Any) -> dict[str, Any]:
+def _call_json(call: VideoCall) -> dict[str, Any]:
     return {
         "id": call.id,
         "userId": call.user_id,
         "startedBy": call.started_by,
         "url": call.url,
         "startedAt": call.started_at,
+        # The invitation to the user's page: pending, joined, declined, ignored,
+        # replaced; None when none was sent (invitations off).
+        "invitation": call.invite_status,
+        "invitationAnsweredAt": call.invite_answered_at,
     }
 
 
 @admin_api_routes.post("/user/video-call")
 @admin_api
 async def start_video_call(admin: Admin) -> Response:
-    """The call link for the user (from the tenant's template), recorded with who started it.
+    """The call link for the user (from the tenant's template), recorded with who started it;
+    unless the tenant switched them off, the user's own page is invited to it
+    (``invitation`` in the answer; its answer comes as a ``call`` message).
 
     If another agent has claimed the user, the answer is 409 ``claimed`` (who,
     since when) unless the body says ``"confirm": true``; an unclaimed user
@@ -591,9 +598,30 @@ async def start_video_call(admin: Admin) -> Response:
     now_ms = svc.wall_ms()
     call = await svc.store.write(
         lambda conn: record_video_call(
-            conn, admin.tenant_id, user_id, started_by=admin.name, url=url, at_ms=now_ms
+            conn,
+            admin.tenant_id,
+            user_id,
+            started_by=admin.name,
+            url=url,
+            at_ms=now_ms,
+            agent_id=admin.agent_id,
         )
     )
+    settings = admin.tenant.settings
+    invitation = None
+    if svc.calls is not None and settings.call_invitations:
+        # The user's own page shows it: the same room, who calls, Join / Not now.
+        invitation = await svc.calls.invite(
+            admin.tenant_id,
+            user_id,
+            call.id,
+            agent=admin.name,
+            agent_id=admin.agent_id,
+            url=url,
+            timeout_s=settings.invite_timeout_s,
+        )
+    elif svc.notifier is not None:
+        await svc.notifier.call_not_invited(admin.tenant_id, user_id, call.id, admin.name)
     log.info(
         "video call with %s/%s started by %s",
         log_safe(admin.tenant.name),
@@ -602,7 +630,13 @@ async def start_video_call(admin: Admin) -> Response:
     )
     if state is not None and state.active and state.claimed_by is None:
         await _set_claim(svc, admin, user_id, admin.name)  # calling is helping
-    return json_response({"success": True, "call": _call_json(call)})
+    return json_response(
+        {
+            "success": True,
+            "call": _call_json(call),
+            "invitation": None if invitation is None else invitation.to_json(),
+        }
+    )
 
 
 @admin_api_routes.get("/user/video-calls")

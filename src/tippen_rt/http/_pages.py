@@ -127,7 +127,8 @@ async def _alerts_now(svc: AppServices, tenant_id: int) -> list[dict[str, Any]]:
 
 
 async def _snapshot(svc: AppServices, hub: Hub, tenant_id: int) -> str:
-    return hub.snapshot(tenant_id, await _alerts_now(svc, tenant_id))
+    calls = [] if svc.calls is None else [i.to_json() for i in svc.calls.recent(tenant_id)]
+    return hub.snapshot(tenant_id, await _alerts_now(svc, tenant_id), calls)
 
 
 @pages.websocket("/ws/admin")

@@ -12,6 +12,7 @@ from quart import current_app
 
 from ..actors import Feed, RecoveryReport, Registry, Snapshotter
 from ..alerts import Notifier, SlackDefaults
+from ..calls import CallBoard
 from ..config import Settings
 from ..events import Batch, Limits
 from ..persist import EventStore
@@ -62,6 +63,8 @@ class AppServices:
     recovery: RecoveryReport | None = None
     #: Support alerts and their Slack delivery (None in apps built without one).
     notifier: Notifier | None = None
+    #: Video call invitations waiting for their user's answer (None: none are sent).
+    calls: CallBoard | None = None
 
     #: Rate limits and the in-flight count of the ingest endpoint.
     guards: IngestGuards = field(init=False)

@@ -46,12 +46,25 @@ from ._errors import error_response
 from ._json import json_response
 from ._services import services
 
-__all__ = ["TRACKER_PATH", "Asset", "compact_script", "tracker_assets", "tracker_dir"]
+__all__ = [
+    "INVITE_PATH",
+    "TRACKER_PATH",
+    "Asset",
+    "compact_script",
+    "tracker_assets",
+    "tracker_dir",
+]
 
 tracker_assets = Blueprint("tracker_assets", __name__)
 
 TRACKER_PATH = "/tippen-app-tracker.js"
 TRACKER_FILE = "tippen-app-tracker.js"
+#: The tracker's second script: call invitations, loaded only while its user
+#: is flagged (docs/support.md), from the directory the tracker came from.
+INVITE_PATH = "/tippen-invite.js"
+INVITE_FILE = "tippen-invite.js"
+#: Served compacted, like the tracker.
+_COMPACTED = frozenset({TRACKER_FILE, INVITE_FILE})
 DEMO_INDEX = "index.html"
 #: Short, because the script's URL carries no version; the ETag makes the
 #: revalidation after that a 304 without a body.
@@ -110,7 +123,7 @@ async def load_asset(path: Path) -> Asset | None:
             body = await trio.Path(path).read_bytes()
         except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
             return None
-        if path.name == TRACKER_FILE:
+        if path.name in _COMPACTED and path.parent == tracker_dir():
             body = compact_script(body.decode()).encode()
         asset = _cache[path] = Asset.of(body, content_type)
     return asset
@@ -157,6 +170,15 @@ async def tracker_script() -> Response:
     asset = await load_asset(tracker_dir() / TRACKER_FILE)
     if asset is None:
         return _not_found(f"{TRACKER_FILE} (no tracker/ directory next to src/)")
+    return asset_response(asset, SCRIPT_CACHE_CONTROL, any_origin=True)
+
+
+@tracker_assets.get(INVITE_PATH)
+async def invite_script() -> Response:
+    """The call invitation script the tracker loads while its user is flagged."""
+    asset = await load_asset(tracker_dir() / INVITE_FILE)
+    if asset is None:
+        return _not_found(f"{INVITE_FILE} (no tracker/ directory next to src/)")
     return asset_response(asset, SCRIPT_CACHE_CONTROL, any_origin=True)
 
 

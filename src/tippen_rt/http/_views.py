@@ -19,6 +19,7 @@ from ..alerts import (
     PRESENCE_THRESHOLDS,
     TRIGGER_THRESHOLDS,
     SlackDefaults,
+    call_invitations_in_words,
     describe_slack,
     fires_when,
     identity_mode,
@@ -252,6 +253,11 @@ def settings_json(tenant: Tenant, slack_defaults: SlackDefaults) -> dict[str, An
         "slackMaxPerMinute": _threshold(s, "slack_max_per_minute"),
         "maxLiveUsers": _threshold(s, "max_live_users"),
         "videoCallTemplate": s.video_call_template,
+        "callInvitations": {
+            "on": s.call_invitations,
+            "timeout": _threshold(s, "invite_timeout_s"),
+            "inWords": call_invitations_in_words(s),
+        },
         # The needs-help queue's order (the dashboard sorts with it): docs/support.md.
         "queue": {
             "tierWeights": {tier: s.tier_weight(tier) for tier in TIERS},

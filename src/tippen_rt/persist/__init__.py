@@ -11,6 +11,7 @@ from ._agents import (
     remove_agent,
 )
 from ._alerts import (
+    CALL_STATUSES,
     DISABLED,
     FAILED,
     PENDING,
@@ -41,6 +42,7 @@ from ._alerts import (
     mark_updated,
     open_alert,
     record_attempt_error,
+    record_call,
     release_held_back,
     resolve_alerts,
     undelivered_alert_ids,
@@ -72,6 +74,7 @@ from ._tenants import (
 )
 
 __all__ = [
+    "CALL_STATUSES",
     "DISABLED",
     "FAILED",
     "MAX_KEY_OVERLAP_S",
@@ -138,6 +141,7 @@ __all__ = [
     "open_database",
     "read_served_settings",
     "record_attempt_error",
+    "record_call",
     "record_served_settings",
     "release_held_back",
     "remove_agent",

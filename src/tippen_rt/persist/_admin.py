@@ -25,6 +25,8 @@ __all__ = [
     "list_video_calls",
     "load_or_create_secret",
     "load_revoked_sessions",
+    "pending_invitations",
+    "record_invitation",
     "record_video_call",
     "revoke_session",
 ]
@@ -196,7 +198,7 @@ def list_journey_events(
 
 @dataclass(frozen=True, slots=True)
 class VideoCall:
-    """A video call an admin started with a user."""
+    """A video call an admin started with a user, and its invitation to the user's page."""
 
     id: int
     tenant_id: int
@@ -204,6 +206,19 @@ class VideoCall:
     started_by: str
     url: str
     started_at: int
+    agent_id: int = 0
+    #: ``pending``, ``joined``, ``declined``, ``ignored`` or ``replaced``; None:
+    #: no invitation (the tenant switched them off).
+    invite_status: str | None = None
+    invite_expires_at: int | None = None
+    invite_delivered_at: int | None = None
+    invite_answered_at: int | None = None
+
+
+_CALL_COLUMNS = (
+    "id, tenant_id, user_id, started_by, url, started_at, agent_id, invite_status,"
+    " invite_expires_at, invite_delivered_at, invite_answered_at"
+)
 
 
 def record_video_call(
@@ -214,14 +229,15 @@ def record_video_call(
     started_by: str,
     url: str,
     at_ms: int,
+    agent_id: int = 0,
 ) -> VideoCall:
     """Remember that ``started_by`` started a call with ``user_id``."""
     cur = conn.execute(
-        "INSERT INTO video_calls (tenant_id, user_id, started_by, url, started_at)"
-        " VALUES (?, ?, ?, ?, ?)",
-        (tenant_id, user_id, started_by, url, at_ms),
+        "INSERT INTO video_calls (tenant_id, user_id, started_by, url, started_at, agent_id)"
+        " VALUES (?, ?, ?, ?, ?, ?)",
+        (tenant_id, user_id, started_by, url, at_ms, agent_id),
     )
-    return VideoCall(cur.lastrowid or 0, tenant_id, user_id, started_by, url, at_ms)
+    return VideoCall(cur.lastrowid or 0, tenant_id, user_id, started_by, url, at_ms, agent_id)
 
 
 def list_video_calls(
@@ -231,9 +247,38 @@ def list_video_calls(
     return [
         VideoCall(*row)
         for row in conn.execute(
-            "SELECT id, tenant_id, user_id, started_by, url, started_at FROM video_calls"
+            f"SELECT {_CALL_COLUMNS} FROM video_calls"
             " WHERE tenant_id = ? AND user_id = ? ORDER BY id DESC LIMIT ?",
             (tenant_id, user_id, limit),
+        )
+    ]
+
+
+def record_invitation(
+    conn: sqlite3.Connection,
+    call_id: int,
+    status: str,
+    *,
+    expires_at: int | None = None,
+    delivered_at: int | None = None,
+    answered_at: int | None = None,
+) -> None:
+    """The invitation of call ``call_id`` as it is now."""
+    conn.execute(
+        "UPDATE video_calls SET invite_status = ?,"
+        " invite_expires_at = coalesce(?, invite_expires_at),"
+        " invite_delivered_at = coalesce(?, invite_delivered_at),"
+        " invite_answered_at = coalesce(?, invite_answered_at) WHERE id = ?",
+        (status, expires_at, delivered_at, answered_at, call_id),
+    )
+
+
+def pending_invitations(conn: sqlite3.Connection) -> list[VideoCall]:
+    """Every call whose invitation still waits for its answer (after a restart)."""
+    return [
+        VideoCall(*row)
+        for row in conn.execute(
+            f"SELECT {_CALL_COLUMNS} FROM video_calls WHERE invite_status = 'pending' ORDER BY id"
         )
     ]
 

@@ -42,13 +42,28 @@ USER_LEFT: Final = "user_left"
 SUPERSEDED: Final = "superseded"
 SWITCHED_OFF: Final = "switched_off"
 
+#: How a call's invitation stands on the alerts of its user: ``invited`` (on
+#: its way to the user's page), ``shown`` (the page received it), ``joined``,
+#: ``declined``, ``ignored`` (no answer in time), ``replaced`` (a newer call),
+#: ``not_invited`` (the tenant switched invitations off).
+CALL_STATUSES: Final = (
+    "invited",
+    "shown",
+    "joined",
+    "declined",
+    "ignored",
+    "replaced",
+    "not_invited",
+)
+
 _COLUMNS = (
     "id, tenant_id, user_id, trigger, reason, user_email, tier, route, time_on_page_ms,"
     " total_events, total_errors, last_active_at, opened_at, resolved_at, resolution,"
     " acknowledged_at, acknowledged_by, delivery_status, attempts, last_error,"
     " slack_channel, slack_ts, suppressed_count, revision, slack_needs_update,"
     " created_at, updated_at, user_name, pending_since, claimed_by, claimed_at,"
-    " first_claimed_by, first_claimed_at"
+    " first_claimed_by, first_claimed_at, first_call_at, first_call_by, call_id, call_by,"
+    " call_status, call_updated_at"
 )
 
 
@@ -108,6 +123,15 @@ class Alert:
     #: first claim is ``first_claimed_at - opened_at``.
     first_claimed_by: str | None = None
     first_claimed_at: int | None = None
+    #: The first video call started while it was open (time to first call).
+    first_call_at: int | None = None
+    first_call_by: str | None = None
+    #: The latest such call (``video_calls.id``), who started it, and how its
+    #: invitation to the user's page stands: :data:`CALL_STATUSES`.
+    call_id: int | None = None
+    call_by: str | None = None
+    call_status: str | None = None
+    call_updated_at: int | None = None
 
     @property
     def waiting_since(self) -> int:
@@ -395,6 +419,49 @@ def claim_alerts(
             " slack_needs_update = (slack_ts IS NOT NULL OR delivery_status = 'pending'),"
             " updated_at = ? WHERE id = ?",
             (by, None if by is None else now, by, None if by is None else now, now, alert_id),
+        )
+        alert = alert_by_id(conn, alert_id)
+        if alert is not None:
+            out.append(alert)
+    return out
+
+
+def record_call(
+    conn: sqlite3.Connection,
+    tenant_id: int,
+    user_id: str,
+    call_id: int,
+    by: str,
+    status: str,
+    *,
+    now: int,
+) -> list[Alert]:
+    """Call ``call_id`` by ``by`` now stands at ``status`` (:data:`CALL_STATUSES`).
+
+    A new call marks the user's unresolved alerts (keeping each one's first
+    call for its response time); a change of its invitation marks the alerts
+    it marked, resolved since or not.  Returns the alerts that changed.
+    """
+    if status not in CALL_STATUSES:
+        raise ValueError(f"unknown call status {status!r}")
+    started = status in ("invited", "not_invited")
+    ids = [
+        int(r[0])
+        for r in conn.execute(
+            "SELECT id FROM support_alerts WHERE tenant_id = ? AND user_id = ?"
+            " AND (call_id = ? OR (? AND resolved_at IS NULL)) ORDER BY id",
+            (tenant_id, user_id, call_id, started),
+        )
+    ]
+    out: list[Alert] = []
+    for alert_id in ids:
+        conn.execute(
+            "UPDATE support_alerts SET first_call_at = coalesce(first_call_at, ?),"
+            " first_call_by = coalesce(first_call_by, ?), call_id = ?, call_by = ?,"
+            " call_status = ?, call_updated_at = ?, revision = revision + 1,"
+            " slack_needs_update = (slack_ts IS NOT NULL OR delivery_status = 'pending'),"
+            " updated_at = ? WHERE id = ?",
+            (now, by, call_id, by, status, now, now, alert_id),
         )
         alert = alert_by_id(conn, alert_id)
         if alert is not None:

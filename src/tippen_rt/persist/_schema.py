@@ -240,6 +240,24 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE support_alerts ADD COLUMN first_claimed_by TEXT;
     ALTER TABLE support_alerts ADD COLUMN first_claimed_at INTEGER;
     """,
+    # 12: call invitations: a video call invites the user's own page (who,
+    # until when, delivered, answered), and the alerts of the user say so
+    # (the first call, for response times; the latest call and its answer)
+    """
+    ALTER TABLE video_calls ADD COLUMN agent_id INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE video_calls ADD COLUMN invite_status TEXT;
+    ALTER TABLE video_calls ADD COLUMN invite_expires_at INTEGER;
+    ALTER TABLE video_calls ADD COLUMN invite_delivered_at INTEGER;
+    ALTER TABLE video_calls ADD COLUMN invite_answered_at INTEGER;
+    CREATE INDEX idx_video_calls_pending ON video_calls(invite_status)
+        WHERE invite_status = 'pending';
+    ALTER TABLE support_alerts ADD COLUMN first_call_at INTEGER;
+    ALTER TABLE support_alerts ADD COLUMN first_call_by TEXT;
+    ALTER TABLE support_alerts ADD COLUMN call_id INTEGER;
+    ALTER TABLE support_alerts ADD COLUMN call_by TEXT;
+    ALTER TABLE support_alerts ADD COLUMN call_status TEXT;
+    ALTER TABLE support_alerts ADD COLUMN call_updated_at INTEGER;
+    """,
 )
 
 

@@ -293,7 +293,8 @@
       .then(function (body) {
         var url = body.call.url;
         if (win && !win.closed) { win.opener = null; win.location.replace(url); }
-        toast(['Video call started: ', el('a', {href: url, target: '_blank', rel: 'noopener noreferrer', text: 'open the call'})]);
+        toast(['Video call started: ', el('a', {href: url, target: '_blank', rel: 'noopener noreferrer', text: 'open the call'}),
+          body.invitation ? ' · the user is invited on their page' : ' · share the link with the user']);
         return body.call;
       })
       .catch(function (err) {
@@ -302,6 +303,26 @@
         return null;
       })
       .finally(function () { if (button) button.disabled = false; });
+  }
+
+  // ---- call invitations -------------------------------------------------------
+
+  /** How a call's invitation to the user's page stands, in words. */
+  function callStatusText(c) {
+    if (!c) return '';
+    if (c.status === 'pending') return c.deliveredAt ? 'invitation shown on their page' : 'invitation sent';
+    return {joined: 'joined the call', declined: 'said \u201cnot now\u201d',
+            ignored: 'did not answer the invitation', replaced: 'invitation replaced by a newer call'}[c.status] || c.status;
+  }
+
+  var announced = new Set();
+  /** Tell this page's agent, once, how the user answered the call they started. */
+  function announceCall(c, who) {
+    var self = me();
+    if (!c || c.agent !== self.name || (c.agentId || 0) !== self.id) return;
+    if (['joined', 'declined', 'ignored'].indexOf(c.status) < 0 || announced.has(c.callId)) return;
+    announced.add(c.callId);
+    toast([el('strong', {text: who}), ' ' + callStatusText(c) + '.'], {error: c.status !== 'joined', ms: 10000});
   }
 
   /** "I'm on it": claim userId (``force``: take over someone else's claim). */
@@ -422,6 +443,7 @@
     clock: clock, dateTime: dateTime, serverNow: serverNow, setServerTime: setServerTime,
     tierBadge: tierBadge, api: api, toast: toast, startVideoCall: startVideoCall,
     claim: claim, unclaim: unclaim, claimedByOther: claimedByOther, me: me,
+    callStatusText: callStatusText, announceCall: announceCall,
     acknowledge: acknowledge, LiveSocket: LiveSocket, TIERS: TIERS
   };
 })();

@@ -9,6 +9,7 @@
   var recent = new Map();    // userId -> stored summary (scope "recent")
   var leftHere = new Map();  // userId -> when a user_left message moved them to ``recent``
   var storedAlerts = new Map();  // alert id -> alert (when the alerts service runs)
+  var calls = new Map();         // userId -> their latest call invitation
   var leftAlerts = new Map();    // alert id -> alert resolved because the user left
   var LEFT_SHOWN_MS = 15 * 60000;  // how long a "User left" card stays
   var dismissed = loadDismissed();  // ids of "User left" alerts an admin put away
@@ -91,6 +92,9 @@
       m.users.forEach(function (u) { live.set(u.userId, u); });
       storedAlerts.clear();
       (m.alerts || []).forEach(function (a) { storedAlerts.set(a.id, a); });
+      calls.clear();
+      (m.calls || []).forEach(function (c) { if (!calls.has(c.userId)) calls.set(c.userId, c); });
+      cardCache.clear();
       loadLeftAlerts();  // (re)connected: alerts that closed meanwhile
       loadSettings();    // ... and settings that changed meanwhile
     } else if (m.type === 'user') {
@@ -116,6 +120,12 @@
       settingsSeen += 1;  // newer than any answer still on its way
       renderSettings(m);
       return;
+    } else if (m.type === 'call' && m.call) {
+      var current = calls.get(m.call.userId);
+      if (!current || current.callId <= m.call.callId) calls.set(m.call.userId, m.call);
+      cardCache.delete(m.call.userId);
+      var known = live.get(m.call.userId);
+      A.announceCall(m.call, known ? A.person(known) : m.call.userId);
     } else if (m.type === 'alert' && m.alert) {
       if (m.alert.status === 'resolved') storedAlerts.delete(m.alert.id);
       else storedAlerts.set(m.alert.id, m.alert);
@@ -239,6 +249,7 @@
       ['Max live users', s.maxLiveUsers.inWords],
       ['Events kept', s.retention.inWords],
       ['Video calls', s.videoCallTemplate],
+      ['Call invitations', s.callInvitations ? s.callInvitations.inWords : ''],
       ['Needs-help order', s.queue ? s.queue.inWords : '']
     ];
     var list = $('settings-list');
@@ -406,6 +417,13 @@
     }, {class: 'q-claim ' + (mine(u) ? 'mine' : 'theirs')});
   }
 
+  function callLine(userId) {
+    var c = calls.get(userId);
+    if (!c) return null;
+    return el('div', {class: 'q-call muted', 'data-call': c.status},
+      'Video call by ' + c.agent + ': ' + A.callStatusText(c));
+  }
+
   function queueRow(u) {
     var open = u.needsSupport;
     var since = waitingSince(u);
@@ -440,6 +458,7 @@
           : 'acknowledged' + (u.acknowledgedBy ? ' by ' + u.acknowledgedBy : '') + ' ' + A.ago(u.acknowledgedAt);
       }, {class: 'alert-when q-wait'}),
       claimLine(u),
+      callLine(u.userId),
       el('div', {class: 'alert-actions'}, claim, ack, call,
         el('a', {class: 'button small ghost', href: A.userUrl(u.userId), text: 'View'})));
     row.addEventListener('click', function (event) {

@@ -71,7 +71,12 @@
     $('u-last').textContent = A.ago(u.lastEventAt);
   }
 
+  var lastCalls = [];
+  var INVITATION = {pending: 'invitation sent', joined: 'the user joined', declined: 'the user said \u201cnot now\u201d',
+                    ignored: 'the user did not answer', replaced: 'replaced by a newer call'};
+
   function renderCalls(calls) {
+    lastCalls = calls || [];
     var box = $('u-calls');
     A.clear(box);
     if (!calls || !calls.length) return;
@@ -79,7 +84,25 @@
     box.appendChild(el('span', null, 'Last video call started by ', el('strong', {text: last.startedBy}),
       ' ' + A.ago(last.startedAt) + ' · ',
       el('a', {href: last.url, target: '_blank', rel: 'noopener noreferrer', text: 'open the call link'}),
+      last.invitation ? el('span', {class: 'call-invitation', 'data-invitation': last.invitation,
+        text: ' · ' + (INVITATION[last.invitation] || last.invitation)}) : '',
       calls.length > 1 ? ' · ' + calls.length + ' calls in all' : ''));
+  }
+
+  /** A ``call`` message for this user: the invitation's news on the call line. */
+  function callChanged(c) {
+    var u = liveUser || stored;
+    A.announceCall(c, u ? A.person(Object.assign({userId: userId}, u)) : userId);
+    var shown = lastCalls.filter(function (x) { return x.id === c.callId; })[0];
+    if (!shown) { reloadCalls(); return; }
+    shown.invitation = c.status;
+    renderCalls(lastCalls);
+    var note = $('u-calls').querySelector('.call-invitation');
+    if (note && c.status === 'pending') note.textContent = ' · ' + A.callStatusText(c);
+  }
+
+  function reloadCalls() {
+    return A.api('/api/admin/user/video-calls?id=' + q).then(function (body) { renderCalls(body.calls); }).catch(function () {});
   }
 
   function loadUser() {
@@ -371,6 +394,8 @@
       renderHead();
       if (presenceKey() !== alertsPresence) renderAlertList();
       if (m.user.totalEvents !== lastEvents) { lastEvents = m.user.totalEvents; scheduleRefresh(); }
+    } else if (m.type === 'call' && m.call && m.call.userId === userId) {
+      callChanged(m.call);
     } else if (m.type === 'alert' && m.alert && m.alert.userId === userId) {
       loadAlerts();
     } else if (m.type === 'user_left' && m.userId === userId) {
@@ -388,9 +413,7 @@
 
   $('u-call').addEventListener('click', function () {
     var button = this;
-    A.startVideoCall(userId, button, liveUser).then(function () {
-      return A.api('/api/admin/user/video-calls?id=' + q);
-    }).then(function (body) { if (body) renderCalls(body.calls); }).catch(function () {});
+    A.startVideoCall(userId, button, liveUser).then(reloadCalls);
   });
   $('u-ack').addEventListener('click', function () { A.acknowledge(userId, this); });
   $('u-erase').addEventListener('click', function () {
