@@ -141,6 +141,20 @@ def test_two_agents_one_queue_claims_warnings_keys_and_bulk_acknowledge(
     ada.keyboard.press("a")
     expect(bo.locator('.q-row[data-user="ent-1"]')).to_contain_text("acknowledged by Ada Park")
 
+    # Response times: Ada answered all three today, within the goal.
+    ada.reload()
+    everyone = ada.locator('#response-rows tr[data-agent=""] td')
+    expect(everyone.nth(1)).to_have_text("3")
+    expect(everyone.nth(4)).to_have_text("100 %")
+    expect(ada.locator('#response-rows tr[data-agent="Ada Park"] td').nth(1)).to_have_text("3")
+    # The alerts as CSV, from the dashboard.
+    with ada.expect_download() as download:
+        ada.get_by_role("link", name="Export alerts (CSV)").click()
+    lines = download.value.path().read_text().splitlines()
+    assert lines[0].startswith("alert_id,opened_at,user_id,user_name,")
+    assert sorted(line.split(",")[2] for line in lines[1:]) == ["ent-1", "paid-1", "trial-1"]
+    assert all(",Ada Park," in line for line in lines[1:])
+
 
 def test_five_hundred_open_alerts_are_paged_and_j_turns_the_page(
     acme: Acme, page: Page, snap: Snap

@@ -13,6 +13,8 @@ import json
 import socket
 import uuid
 from collections import Counter
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 from playwright.sync_api import BrowserContext, Page, Request, Route
@@ -470,11 +472,23 @@ def test_developer_api_stub_identify_track_and_opt_out(
     assert context.cookies() == []
 
 
+def sent_until(page: Page, traffic: Traffic, found: Callable[[list[Any]], Any]) -> Any:
+    """What ``found`` finds in the bodies sent, once it finds anything (Playwright hands
+    its request events over only while the test is inside one of its calls)."""
+    for _ in range(250):
+        result = found(traffic.sent)
+        if result:
+            return result
+        page.wait_for_timeout(20)
+    raise AssertionError(f"never sent; sent: {traffic.sent}")
+
+
 def test_the_display_name_comes_from_the_tag_and_identify(
     demo: Demo, page: Page, traffic: Traffic, snap: Snap
 ) -> None:
     open_app(page, demo.app_url(user="ann", email="ann@example.com", name="Ann Lee", **FAST))
     demo.wait_rows("user_id = ?", ("ann",), page=page)
+    sent_until(page, traffic, lambda bodies: bool(bodies))
     assert {b["userName"] for b in traffic.sent} == {"Ann Lee"}
     # identify({...}) changes only what it names; a name with a zero-width
     # joiner (a family emoji) and a bidi override would be refused by the
@@ -484,7 +498,11 @@ def test_the_display_name_comes_from_the_tag_and_identify(
         " tippen.track('named')"
     )
     demo.wait_rows("event_name = 'named'", page=page)
-    [last] = [b for b in traffic.sent if any(e.get("name") == "named" for e in b["events"])]
+    [last] = sent_until(
+        page,
+        traffic,
+        lambda bodies: [b for b in bodies if any(e.get("name") == "named" for e in b["events"])],
+    )
     assert (last["userId"], last["userEmail"], last["userName"]) == (
         "ann",
         "ann@example.com",

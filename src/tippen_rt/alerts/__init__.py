@@ -41,6 +41,7 @@ from ._render import (
     utc_time,
     video_call_url,
 )
+from ._response import GOAL_MS, ResponseFigures, response_figures
 from ._slack import (
     SLACK_API_URL,
     ClientOptions,
@@ -54,6 +55,7 @@ from ._slack import (
 )
 
 __all__ = [
+    "GOAL_MS",
     "PRESENCE_THRESHOLDS",
     "SLACK_API_URL",
     "TRIGGER_THRESHOLDS",
@@ -71,6 +73,7 @@ __all__ = [
     "NotifierStats",
     "Posted",
     "QueueFilter",
+    "ResponseFigures",
     "SlackDefaults",
     "SlackDescription",
     "SlackError",
@@ -91,6 +94,7 @@ __all__ = [
     "ranked",
     "rate_limit_in_words",
     "render_alert",
+    "response_figures",
     "run_slack_command",
     "run_tenant_set",
     "run_tenant_show",

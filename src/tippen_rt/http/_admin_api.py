@@ -17,7 +17,7 @@ from typing import Any
 from quart import Blueprint, Response, request
 
 from ..actors import Trigger, UserState
-from ..alerts import AlertStatus, Notifier, QueueFilter, ranked
+from ..alerts import GOAL_MS, AlertStatus, Notifier, QueueFilter, ranked, response_figures
 from ..events import TIERS, BadInput, EventType, log_safe
 from ..persist import _alerts as alerts_db
 from ..persist._admin import (
@@ -835,3 +835,49 @@ async def stats(admin: Admin) -> Response:
     figures["live"] = len(live)
     figures["needSupport"] = sum(1 for s in live if s.needs_support)
     return json_response({"serverTime": svc.wall_ms(), **figures})
+
+
+#: A day in ms (the "today" window starts at the admin's midnight).
+DAY_MS = 86_400_000
+
+
+def _window(alerts: list[Any], start: int, now: int) -> dict[str, Any]:
+    overall, agents = response_figures(
+        (a for a in alerts if a.opened_at >= start), now_ms=now, goal_ms=GOAL_MS
+    )
+    by_agent = sorted(agents.items(), key=lambda item: (-len(item[1].answered_ms), item[0]))
+    return {
+        "from": start,
+        "to": now,
+        "overall": overall.to_json(GOAL_MS),
+        "agents": [{"agent": name, **figures.to_json(GOAL_MS)} for name, figures in by_agent],
+    }
+
+
+@admin_api_routes.get("/stats/response")
+@admin_api
+async def response_stats(admin: Admin) -> Response:
+    """How fast users who needed help were answered (docs/support.md, "Response
+    times"): today's and the last 7 days' median and 90th percentile time to the
+    first response (claim, acknowledgement or call) against the 10-minute goal,
+    overall and per agent.  ``tzOffsetMin``: the admin's time zone as JavaScript's
+    ``getTimezoneOffset()`` gives it (minutes behind UTC), for where "today"
+    begins; default UTC."""
+    svc = services()
+    offset_ms = (_int_arg("tzOffsetMin", 0, low=-24 * 60, high=24 * 60) or 0) * 60_000
+    now = svc.wall_ms()
+    local_now = now - offset_ms
+    today = local_now - local_now % DAY_MS + offset_ms
+    week = now - 7 * DAY_MS
+    tenant_id = admin.tenant_id
+    alerts = await svc.store.read(
+        lambda conn: alerts_db.alerts_opened_since(conn, tenant_id, min(today, week))
+    )
+    return json_response(
+        {
+            "serverTime": now,
+            "goalMs": GOAL_MS,
+            "today": _window(alerts, today, now),
+            "last7Days": _window(alerts, week, now),
+        }
+    )

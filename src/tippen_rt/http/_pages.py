@@ -30,6 +30,7 @@ from ._auth import (
     site_origin,
 )
 from ._errors import error_response
+from ._export import export_routes
 from ._hub import Hub, Subscriber
 from ._services import AppServices, services
 from ._tracker_assets import asset_response, load_asset
@@ -58,6 +59,7 @@ def install_dashboard(app: Quart, svc: AppServices) -> None:
     """Login, the admin API, the pages and the WebSocket, on ``app``."""
     install_auth(app, svc)
     app.register_blueprint(admin_api_routes)
+    app.register_blueprint(export_routes)
     app.register_blueprint(pages)
 
 

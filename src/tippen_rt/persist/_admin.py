@@ -18,6 +18,7 @@ __all__ = [
     "ErasedCounts",
     "VideoCall",
     "erase_user",
+    "export_summaries",
     "get_user_summary",
     "list_journey_events",
     "list_user_events",
@@ -121,6 +122,19 @@ def list_user_summaries(
             f"SELECT {_SUMMARY_COLUMNS} FROM user_activity_summary"
             f" WHERE {' AND '.join(where)} ORDER BY last_active_at DESC LIMIT ?",
             params,
+        )
+    )
+
+
+def export_summaries(
+    conn: sqlite3.Connection, tenant_id: int, *, after_user: str | None, limit: int
+) -> list[Row]:
+    """A page of a tenant's summaries for the CSV export, by user id after ``after_user``."""
+    return _rows(
+        conn.execute(
+            f"SELECT {_SUMMARY_COLUMNS} FROM user_activity_summary"
+            " WHERE tenant_id = ? AND user_id > ? ORDER BY user_id LIMIT ?",
+            (tenant_id, after_user or "", limit),
         )
     )
 

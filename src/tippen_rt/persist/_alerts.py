@@ -148,6 +148,28 @@ class Alert:
         return "open"
 
     @property
+    def response(self) -> tuple[int, str] | None:
+        """(ms from opening to the first response, who responded): the first of
+        the first claim, the acknowledgement and the first video call; None if
+        nobody has responded."""
+        done = [
+            (at, by or "an admin")
+            for at, by in (
+                (self.first_claimed_at, self.first_claimed_by),
+                (self.acknowledged_at, self.acknowledged_by),
+                (self.first_call_at, self.first_call_by),
+            )
+            if at is not None
+        ]
+        if not done:
+            return None
+        at, by = min(done, key=lambda d: d[0])
+        return max(0, at - self.opened_at), by
+
+    def _since_opened(self, at: int | None) -> int | None:
+        return None if at is None else max(0, at - self.opened_at)
+
+    @property
     def suppressed(self) -> bool:
         """True if the rate limit kept this alert off Slack."""
         return self.delivery_status == SUPPRESSED
@@ -156,6 +178,13 @@ class Alert:
         """A JSON-ready dict of every field plus ``status``."""
         data = asdict(self)
         data["status"] = self.status
+        # Response times (docs/support.md): each from when it opened.
+        response = self.response
+        data["time_to_claim_ms"] = self._since_opened(self.first_claimed_at)
+        data["time_to_acknowledge_ms"] = self._since_opened(self.acknowledged_at)
+        data["time_to_call_ms"] = self._since_opened(self.first_call_at)
+        data["time_to_response_ms"] = None if response is None else response[0]
+        data["responded_by"] = None if response is None else response[1]
         return data
 
 
@@ -521,6 +550,41 @@ def list_alerts(
         params.append(before_id)
     sql += " ORDER BY id DESC LIMIT ?"
     params.append(max(0, limit))
+    return [_row_to_alert(r) for r in conn.execute(sql, params)]
+
+
+def alerts_opened_since(conn: sqlite3.Connection, tenant_id: int, since_ms: int) -> list[Alert]:
+    """A tenant's alerts opened at or after ``since_ms`` (for response times)."""
+    return [
+        _row_to_alert(r)
+        for r in conn.execute(
+            f"SELECT {_COLUMNS} FROM support_alerts WHERE tenant_id = ? AND opened_at >= ?",
+            (tenant_id, since_ms),
+        )
+    ]
+
+
+def export_alerts(
+    conn: sqlite3.Connection,
+    tenant_id: int,
+    *,
+    after_id: int,
+    limit: int,
+    opened_from: int | None = None,
+    opened_to: int | None = None,
+) -> list[Alert]:
+    """A page of a tenant's alerts for the CSV export: ids after ``after_id``,
+    oldest first, opened within [``opened_from``, ``opened_to``) if given."""
+    sql = f"SELECT {_COLUMNS} FROM support_alerts WHERE tenant_id = ? AND id > ?"
+    params: list[Any] = [tenant_id, after_id]
+    if opened_from is not None:
+        sql += " AND opened_at >= ?"
+        params.append(opened_from)
+    if opened_to is not None:
+        sql += " AND opened_at < ?"
+        params.append(opened_to)
+    sql += " ORDER BY id LIMIT ?"
+    params.append(limit)
     return [_row_to_alert(r) for r in conn.execute(sql, params)]
 
 

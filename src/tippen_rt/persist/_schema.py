@@ -258,6 +258,10 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE support_alerts ADD COLUMN call_status TEXT;
     ALTER TABLE support_alerts ADD COLUMN call_updated_at INTEGER;
     """,
+    # 13: response times read a tenant's alerts by when they opened
+    """
+    CREATE INDEX idx_alerts_tenant_opened ON support_alerts(tenant_id, opened_at);
+    """,
 )
 
 

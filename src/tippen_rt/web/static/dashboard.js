@@ -131,6 +131,7 @@
       else storedAlerts.set(m.alert.id, m.alert);
       keepIfLeft(m.alert);
       cardCache.delete(m.alert.userId);  // its Slack line changes
+      responseSoon();
     }
     queueRender();
   }
@@ -207,6 +208,49 @@
       $('stat-errors').textContent = String(s.errorsLastHour);
       $('stat-events').textContent = String(s.eventsLastHour);
     }).catch(function () {});
+  }
+
+  // ---- response times ------------------------------------------------------------
+
+  var responseDue = null;
+  /** Figures move with claims, acknowledgements and calls: reload, at most every 3 s. */
+  function responseSoon() {
+    if (responseDue === null) responseDue = setTimeout(function () { responseDue = null; loadResponse(); }, 3000);
+  }
+
+  function loadResponse() {
+    var tz = new Date().getTimezoneOffset();
+    A.api('/api/admin/stats/response?tzOffsetMin=' + tz).then(renderResponse).catch(function () {});
+  }
+
+  function responseCells(f, goal) {
+    if (!f) return [el('td', {class: 'num muted', text: '0'}), el('td', {class: 'num muted', text: '–'}),
+                    el('td', {class: 'num muted', text: '–'}), el('td', {class: 'num muted', text: '–'})];
+    var counted = f.answered + f.missed;
+    var share = counted ? Math.round(100 * f.withinGoal / counted) + ' %' : '–';
+    return [
+      el('td', {class: 'num', text: String(f.answered) + (f.missed ? ' · ' + f.missed + ' missed' : '')}),
+      el('td', {class: 'num', text: f.medianMs === null ? '–' : A.roughly(f.medianMs)}),
+      el('td', {class: 'num ' + (f.p90Ms === null ? '' : f.p90Ms <= goal ? 'ok' : 'warn'),
+                text: f.p90Ms === null ? '–' : A.roughly(f.p90Ms)}),
+      el('td', {class: 'num ' + (f.metGoal === null ? '' : f.metGoal ? 'ok' : 'warn'),
+                title: f.withinGoal + ' of ' + counted + ' within 10 min', text: share})
+    ];
+  }
+
+  function renderResponse(r) {
+    var rows = [el('tr', {class: 'everyone', 'data-agent': ''}, el('td', {text: 'Everyone'}),
+      responseCells(r.today.overall, r.goalMs), responseCells(r.last7Days.overall, r.goalMs))];
+    var names = [];
+    r.last7Days.agents.concat(r.today.agents).forEach(function (a) { if (names.indexOf(a.agent) < 0) names.push(a.agent); });
+    var of = function (list, name) { return list.filter(function (a) { return a.agent === name; })[0]; };
+    names.forEach(function (name) {
+      rows.push(el('tr', {'data-agent': name}, el('td', {text: name}),
+        responseCells(of(r.today.agents, name), r.goalMs), responseCells(of(r.last7Days.agents, name), r.goalMs)));
+    });
+    var body = $('response-rows');
+    A.clear(body);
+    rows.forEach(function (row) { body.appendChild(row); });
   }
 
   // ---- the tenant's settings (changed with `tippen-rt tenant set`) ------------
@@ -735,6 +779,8 @@
 
   new A.LiveSocket(onMessage);
   loadStats();
+  loadResponse();
+  setInterval(loadResponse, 30000);
   setInterval(loadStats, 30000);
   setInterval(A.tickAll, 1000);  // times on page and "ago" move on
   setInterval(queueRender, 10000);  // "active within" filters move on too
