@@ -108,6 +108,7 @@ def _decoder(limits: Limits) -> msgspec.json.Decoder[Any]:
                 Annotated[list[union], msgspec.Meta(max_length=limits.max_events)],
             ),
             field("userEmail", text(limits.email_chars) | None),
+            field("userName", text(limits.user_name_chars) | None),
             field("sentAt", ms | None),
             field("batchId", text(limits.batch_id_chars) | None),
             field("userHash", text(256) | None),
@@ -125,11 +126,14 @@ def fast_parse_batch(body: bytes, now_ms: int, limits: Limits) -> Batch:
     except (msgspec.DecodeError, msgspec.ValidationError):
         raise NotFast from None
     api_key, user_id, email, batch_id = doc.apiKey, doc.userId, doc.userEmail, doc.batchId
-    for ident in (api_key, user_id, email, batch_id):
+    name = doc.userName
+    for ident in (api_key, user_id, email, name, batch_id):
         if ident is not None and (UNSAFE_IN_IDS.search(ident) or "\x00" in ident):
             raise NotFast
     if not api_key.strip() or not user_id.strip():
         raise NotFast
+    if name is not None and not name.strip():
+        name = None  # as the validator has it: a blank name is no name
     if doc.userHash is not None and "\x00" in doc.userHash:
         raise NotFast
     sent_at = doc.sentAt
@@ -140,6 +144,7 @@ def fast_parse_batch(body: bytes, now_ms: int, limits: Limits) -> Batch:
         api_key=api_key,
         user_id=user_id,
         user_email=email,
+        user_name=name,
         tier=doc.subscriptionTier,
         events=events,
         received_at_ms=now_ms,

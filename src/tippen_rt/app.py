@@ -3,8 +3,9 @@
 Start order: GC pause timing, signal watcher, loop-lag probe, EventStore
 (opens and migrates SQLite), tenant directory, Feed, Notifier, Registry,
 tenant watcher (settings changed by the CLI reach live users; the directory's
-reload tells open dashboards through the Hub), recovery of every live user
-(snapshots, then replay of newer events), snapshotter, summary writer, HTTP server.
+reload tells open dashboards through the Hub), the CallBoard (call invitations
+waiting before a restart come back), recovery of every live user (snapshots,
+then replay of newer events), snapshotter, summary writer, HTTP server.
 Requests are accepted only after recovery.  Stop order on SIGTERM/SIGINT: the
 HTTP server stops accepting and finishes in-flight requests (bounded by the
 graceful timeout); the actors stop, every live state is snapshotted and every
@@ -25,6 +26,7 @@ import trio
 
 from .actors import Feed, Registry, Snapshotter, SummaryWriter, feed_channels, recover
 from .alerts import Notifier
+from .calls import CallBoard
 from .clock import Clock
 from .config import Settings
 from .demo import demo_base_url, ensure_demo_tenant
@@ -139,6 +141,11 @@ async def _run(
                         queue_messages=settings.hub_queue_messages,
                     ).run
                 )
+                # Call invitations: their answers reach the alerts, then the dashboards.
+                calls = CallBoard(store, clock)
+                calls.subscribe_changes(notifier.call_changed)
+                calls.subscribe(hub.call_changed)
+                await live.start(calls.run)
                 snapshots = snapshot_store(settings, store)
                 # Watchers first, so they see what restored actors announce.
                 snapshotter = Snapshotter(
@@ -170,6 +177,7 @@ async def _run(
                         recovery=recovery,
                         notifier=notifier,
                         probes=probes,
+                        calls=calls,
                     )
                 )
 

@@ -189,6 +189,10 @@ class Settings:
     hub_queue_messages: int = 512
     #: At most one update per user per this many seconds on a dashboard socket.
     hub_user_interval_s: float = 0.25
+    #: While a user is flagged (an open support need, a call invitation waiting), their
+    #: page asks for a call invitation this often (X-Tippen-Poll): at most this long
+    #: until an invitation shows; each flagged page sends one request per this many seconds.
+    invite_poll_s: float = 2.0
 
     # Live state
     #: Snapshot live state to this Redis (redis://host:6379/0); empty: to SQLite.

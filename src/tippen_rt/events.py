@@ -7,10 +7,12 @@ tests without a server.  A batch is either wholly valid or rejected with a
 The wire format (``POST /api/track/user-activity``)::
 
     {"apiKey": "client_...", "userId": "u1", "userEmail": "a@b.c",
+     "userName": "Ann Lee",              # optional, shown as "Ann Lee (a@b.c)"
      "subscriptionTier": "free_trial" | "paid" | "enterprise",
      "sentAt": 1700000000000,            # optional, ms, for clock-skew correction
      "batchId": "b-...",                 # optional, makes retries idempotent
      "userHash": "hex hmac",             # optional, identity verification
+     "inviteAnswer": {"id": 12, "answer": "joined" | "declined"},  # optional
      "events": [{"type": "route", "route": "/billing", "timestamp": 1700...}, ...]}
 """
 
@@ -27,6 +29,7 @@ import orjson
 
 __all__ = [
     "INTERACTION_TYPES",
+    "INVITE_ANSWERS",
     "TIERS",
     "UNSAFE_IN_IDS",
     "BadInput",
@@ -88,6 +91,7 @@ class Limits:
     max_clock_skew_ms: int = 24 * 3600 * 1000
     user_id_chars: int = 256
     email_chars: int = 320
+    user_name_chars: int = 256
     api_key_chars: int = 128
     batch_id_chars: int = 128
     route_chars: int = 2048
@@ -150,6 +154,11 @@ class Batch:
     sent_at_ms: int | None = None
     batch_id: str | None = None
     user_hash: str | None = None
+    #: The user's display name (``userName``), shown as "Name (email)".
+    user_name: str | None = None
+    #: The page's answer to a video call invitation: (call id, ``joined`` or
+    #: ``declined``), sent by ``tippen-invite.js``.
+    invite_answer: tuple[int, str] | None = None
 
     @property
     def clock_offset_ms(self) -> int:
@@ -182,6 +191,9 @@ def validate_batch(doc: Any, now_ms: int, limits: Limits = DEFAULT_LIMITS) -> Ba
     api_key = _req_id(doc, "apiKey", limits.api_key_chars)
     user_id = _req_id(doc, "userId", limits.user_id_chars)
     email = _opt_id(doc, "userEmail", limits.email_chars)
+    name = _opt_id(doc, "userName", limits.user_name_chars)
+    if name is not None and not name.strip():
+        name = None  # a blank name is no name: "(email)" would read as a mistake
     tier = doc.get("subscriptionTier")
     if tier not in TIERS:
         raise BadInput(
@@ -192,6 +204,7 @@ def validate_batch(doc: Any, now_ms: int, limits: Limits = DEFAULT_LIMITS) -> Ba
     sent_at = _opt_ms(doc, "sentAt")
     batch_id = _opt_id(doc, "batchId", limits.batch_id_chars)
     user_hash = _opt_str(doc, "userHash", 256)
+    invite_answer = _invite_answer(doc.get("inviteAnswer"))
     raw_events = doc.get("events")
     if not isinstance(raw_events, list):
         raise BadInput("invalid_field", "events must be an array", "events")
@@ -214,7 +227,27 @@ def validate_batch(doc: Any, now_ms: int, limits: Limits = DEFAULT_LIMITS) -> Ba
         sent_at_ms=sent_at,
         batch_id=batch_id,
         user_hash=user_hash,
+        user_name=name,
+        invite_answer=invite_answer,
     )
+
+
+#: What a page may answer a call invitation.
+INVITE_ANSWERS = ("joined", "declined")
+
+
+def _invite_answer(raw: Any) -> tuple[int, str] | None:
+    if raw is None:
+        return None
+    call_id = raw.get("id") if isinstance(raw, dict) else None
+    answer = raw.get("answer") if isinstance(raw, dict) else None
+    if type(call_id) is not int or not 0 < call_id < 2**63 or answer not in INVITE_ANSWERS:
+        raise BadInput(
+            "invalid_field",
+            'inviteAnswer must be {"id": call id, "answer": "joined" or "declined"}',
+            "inviteAnswer",
+        )
+    return call_id, answer
 
 
 def _event(raw: Any, i: int, offset: int, now_ms: int, limits: Limits) -> Event:
@@ -365,7 +398,7 @@ def _path(where: int | None, key: str) -> str:
     return key if where is None else f"events[{where}].{key}"
 
 
-#: What identifiers (apiKey, userId, userEmail, batchId) may not hold, because
+#: What identifiers (apiKey, userId, userEmail, userName, batchId) may not hold, because
 #: they are shown and logged as who someone is: C0 and C1 controls (newline and
 #: tab too) and DEL, the line and paragraph separators, bidi controls (U+061C,
 #: U+200E/F, U+202A-E, U+2066-9) and zero-width characters (U+200B-D, U+2060,

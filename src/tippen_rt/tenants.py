@@ -18,6 +18,7 @@ from urllib.parse import quote, urlsplit
 from .events import TIERS
 
 __all__ = [
+    "DEFAULT_TIER_WEIGHTS",
     "DEFAULT_TRIGGER_TIERS",
     "TRIGGERS",
     "Tenant",
@@ -99,6 +100,11 @@ DEFAULT_TRIGGER_TIERS: Mapping[str, tuple[str, ...]] = {
 TRIGGERS = tuple(DEFAULT_TRIGGER_TIERS)
 _NO_TRIGGERS: frozenset[str] = frozenset()
 
+#: How much each tier weighs in the needs-help queue (docs/support.md): the
+#: heaviest is helped first.  ``tippen-rt tenant set --tier-weight`` changes them.
+DEFAULT_TIER_WEIGHTS: Mapping[str, int] = {"enterprise": 3, "paid": 2, "free_trial": 1}
+MAX_TIER_WEIGHT = 1000
+
 
 def _known_trigger(name: str, what: str) -> str:
     if name not in DEFAULT_TRIGGER_TIERS:
@@ -116,6 +122,12 @@ def _tier_list(names: object, what: str) -> tuple[str, ...]:
     if not names:
         raise ValueError(f"{what} needs at least one tier (to stop a trigger, turn it off)")
     return tuple(t for t in TIERS if t in names)
+
+
+def _weight(value: int, tier: str) -> int:
+    if not 0 <= value <= MAX_TIER_WEIGHT:
+        raise ValueError(f"the weight of {tier} must be from 0 to {MAX_TIER_WEIGHT}")
+    return value
 
 
 #: Thresholds that are counts, not seconds (0 allowed but for retention).
@@ -153,6 +165,11 @@ class TenantSettings:
     slack_bot_token: str = ""
     slack_channel: str = ""
     video_call_template: str = DEFAULT_VIDEO_CALL_TEMPLATE
+    #: A video call invites the user's own page (docs/support.md); off: the
+    #: agent shares the link some other way.
+    call_invitations: bool = True
+    #: An invitation nobody answered is "ignored" after this long.
+    invite_timeout_s: float = 120.0
     # Data
     retention_days: int = 90
     require_user_hash: bool = False
@@ -165,6 +182,9 @@ class TenantSettings:
     #: (trigger, tiers) where a trigger's tiers differ from DEFAULT_TRIGGER_TIERS,
     #: in ``TRIGGERS`` order; stored as ``{"low_activity": ["free_trial", "paid"]}``.
     trigger_tiers: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    #: (tier, weight) where a tier's weight in the needs-help queue differs from
+    #: DEFAULT_TIER_WEIGHTS, in ``TIERS`` order; stored as ``{"paid": 5}``.
+    tier_weights: tuple[tuple[str, int], ...] = ()
     # Bounds (0: none)
     #: Live users at once; a new user beyond it gets 429 (existing ones keep working).
     max_live_users: int = 20_000
@@ -199,6 +219,7 @@ class TenantSettings:
         "retention_days",
         "max_live_users",
         "slack_max_per_minute",
+        "invite_timeout_s",
     )
 
     @classmethod
@@ -231,6 +252,50 @@ class TenantSettings:
             if name == trigger:
                 return tiers
         return DEFAULT_TRIGGER_TIERS[trigger]
+
+    def tier_weight(self, tier: str) -> int:
+        """How much ``tier`` weighs in the needs-help queue (0 for an unknown tier)."""
+        for name, weight in self.tier_weights:
+            if name == tier:
+                return weight
+        return DEFAULT_TIER_WEIGHTS.get(tier, 0)
+
+    def with_tier_weights(self, weights: Mapping[str, int | None]) -> TenantSettings:
+        """A copy with tiers' queue weights set (None: back to the default)."""
+        own = dict(self.tier_weights)
+        for tier, weight in weights.items():
+            if tier not in TIERS:
+                raise ValueError(f"{tier!r} is not a tier; tiers: {', '.join(TIERS)}")
+            own[tier] = DEFAULT_TIER_WEIGHTS[tier] if weight is None else _weight(weight, tier)
+        return replace(
+            self,
+            tier_weights=tuple(
+                (t, own[t]) for t in TIERS if t in own and own[t] != DEFAULT_TIER_WEIGHTS[t]
+            ),
+        )
+
+    @staticmethod
+    def tier_weight_changes(assignments: list[str]) -> dict[str, int | None]:
+        """``--tier-weight TIER=N|default`` as checked changes; ValueError says what is wrong."""
+        changes: dict[str, int | None] = {}
+        for assignment in assignments:
+            tier, sep, value = (part.strip() for part in assignment.partition("="))
+            if not sep or tier not in TIERS:
+                raise ValueError(
+                    f"--tier-weight takes TIER=N or TIER=default with TIER one of"
+                    f" {', '.join(TIERS)}; got {assignment!r}"
+                )
+            if value == "default":
+                changes[tier] = None
+                continue
+            try:
+                changes[tier] = _weight(int(value), tier)
+            except ValueError:
+                raise ValueError(
+                    f"--tier-weight {tier}: {value!r} is not a whole number from 0 to"
+                    f" {MAX_TIER_WEIGHT}"
+                ) from None
+        return changes
 
     def trigger_applies(self, trigger: str, tier: str) -> bool:
         """True if ``trigger`` is on and applies to users of ``tier``."""
@@ -307,6 +372,15 @@ class TenantSettings:
                 off = {_known_trigger(t, "tenant setting triggers_off") for t in value}
                 values[f.name] = tuple(t for t in TRIGGERS if t in off)
                 continue
+            if f.name == "tier_weights":
+                if not isinstance(value, Mapping) or not all(
+                    isinstance(w, int) and not isinstance(w, bool) for w in value.values()
+                ):
+                    raise ValueError(
+                        f"tenant setting tier_weights must map tiers to numbers: {value!r}"
+                    )
+                values[f.name] = TenantSettings().with_tier_weights(value).tier_weights
+                continue
             if f.name == "trigger_tiers":
                 if not isinstance(value, Mapping):
                     raise ValueError(f"tenant setting trigger_tiers must be an object: {value!r}")
@@ -339,6 +413,7 @@ class TenantSettings:
         del data["_triggers_by_tier"]
         data["triggers_off"] = list(self.triggers_off)
         data["trigger_tiers"] = {t: list(tiers) for t, tiers in self.trigger_tiers}
+        data["tier_weights"] = dict(self.tier_weights)
         return data
 
 

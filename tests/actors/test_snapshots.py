@@ -86,6 +86,10 @@ times = st.floats(0, 2e9, allow_nan=False)
         presence=st.sampled_from([p.value for p in Presence]),
         presence_since=times,
         observed_from=times,
+        name=st.none() | st.text(max_size=30),
+        claimed_by=st.none() | st.text(max_size=30),
+        claimed_by_agent=st.integers(0, 2**31),
+        claimed_at=st.none() | times,
     ),
     taken=times,
 )
@@ -108,6 +112,22 @@ def test_a_version_1_snapshot_is_read_with_presence_from_what_it_knew() -> None:
     assert state.current_route == "/billing" and state.total_events == 3
 
 
+def test_a_version_2_snapshot_is_read_without_the_fields_added_since() -> None:
+    state = UserState(
+        1, "ann", "ann@example.com", "paid", T0, T0 + 50, name="Ann Lee", claimed_by="Ada"
+    )
+    v3 = orjson.loads(encode_state(state, T0 + 60))
+    fields = list(UserState._fields)
+    v2_count = fields.index("observed_from") + 1  # the release before display names
+    v2 = [2, *v3[1 : 2 + v2_count]]
+    bare = state.replace(name=None, claimed_by=None)
+    assert decode_state(orjson.dumps(v2)) == (bare, T0 + 60)
+    # A version 3 snapshot from before the claim fields were appended: their defaults.
+    before_claims = v3[: 2 + fields.index("claimed_by")]
+    assert decode_state(orjson.dumps(before_claims)) == (state.replace(claimed_by=None), T0 + 60)
+    assert decode_state(orjson.dumps(v3)) == (state, T0 + 60)
+
+
 @pytest.mark.parametrize(
     "blob",
     [
@@ -119,6 +139,8 @@ def test_a_version_1_snapshot_is_read_with_presence_from_what_it_knew() -> None:
         b'"x"',
         b"[1, 1.0" + b", null" * 28 + b"]",
         b"[2, 1.0" + b", null" * 34 + b"]",
+        b"[2, 1.0" + b", 1" * 35 + b"]",
+        b"[4, 1.0" + b", 1" * 35 + b"]",
     ],
 )
 def test_unreadable_snapshots_are_refused(blob: bytes) -> None:

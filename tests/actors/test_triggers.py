@@ -7,6 +7,7 @@ times asserted are exact.
 from __future__ import annotations
 
 import pytest
+import trio.testing
 from trio.testing import MockClock
 
 from tippen_rt.actors import Trigger
@@ -251,6 +252,46 @@ async def test_acknowledge_clears_needs_support_without_refiring(
     assert state is not None
     assert not state.needs_support and state.acknowledged_by == "sam"
     assert live.fired("eve") == [(ERRORS, 0.0)]
+
+
+async def test_a_claim_lasts_until_the_last_open_episode_ends(
+    live: Live, autojump_clock: MockClock
+) -> None:
+    # Nothing to help with yet: a claim is not kept.
+    await live.send("eve", ROUTE, tier="paid")
+    assert await live.registry.claim(1, "eve", "Ada", 7)
+    await trio.testing.wait_all_tasks_blocked()
+    assert live.registry.state(1, "eve").claimed_by is None  # type: ignore[union-attr]
+
+    await live.send("eve", ERROR, ERROR, ERROR, ERROR, tier="paid")
+    assert await live.registry.claim(1, "eve", "Ada", 7)
+    await trio.testing.wait_all_tasks_blocked()
+    state = live.registry.state(1, "eve")
+    assert state is not None
+    assert (state.claimed_by, state.claimed_by_agent, state.claimed_at) == ("Ada", 7, T0)
+    assert state.claimed_by_someone_else("Bo", 8) and not state.claimed_by_someone_else("Ada", 7)
+    assert state.needs_support  # claiming is not acknowledging
+    # Released, then claimed again.
+    assert await live.registry.claim(1, "eve", None)
+    await trio.testing.wait_all_tasks_blocked()
+    assert live.registry.state(1, "eve").claimed_by is None  # type: ignore[union-attr]
+    assert await live.registry.claim(1, "eve", "Bo", 8)
+    await trio.testing.wait_all_tasks_blocked()
+    # The errors stop: the user recovered, and the claim ends with the episode.
+    await heartbeats(live, "eve", until=300, tier="paid")
+    await live.at(5 * 60 + 1)
+    assert (ERRORS, 300.0) in live.cleared("eve")
+    state = live.registry.state(1, "eve")
+    assert state is not None and (state.claimed_by, state.claimed_at) == (None, None)
+
+
+async def test_a_claim_ends_when_the_user_leaves(live: Live, autojump_clock: MockClock) -> None:
+    await live.send("lea", ERROR, ERROR, ERROR, ERROR, tier="paid")
+    await live.registry.claim(1, "lea", "Ada", 7)
+    await live.at(90)  # no heartbeat: away, and the episode closes as "user left"
+    assert live.left_triggers("lea") == [(ERRORS, 90.0)]
+    state = live.registry.state(1, "lea")
+    assert state is not None and state.claimed_by is None
 
 
 async def test_thresholds_are_per_tenant(live: Live, autojump_clock: MockClock) -> None:

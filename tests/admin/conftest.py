@@ -20,6 +20,7 @@ from quart.testing import WebsocketResponseError
 
 from tippen_rt.actors import Feed, Registry, feed_channels
 from tippen_rt.alerts import Notifier
+from tippen_rt.calls import CallBoard
 from tippen_rt.clock import Clock
 from tippen_rt.config import Settings
 from tippen_rt.http import TRACK_PATH, AppServices, Hub, TenantDirectory, create_app
@@ -106,6 +107,7 @@ class AdminEnv:
         events: list[dict[str, Any]] | None = None,
         *,
         tier: str = "free_trial",
+        name: str | None = None,
     ) -> None:
         """Post one batch through the real ingest endpoint and let the actor take it."""
         ts = now_ms()
@@ -118,6 +120,8 @@ class AdminEnv:
             "subscriptionTier": tier,
             "events": [{"timestamp": ts, **e} for e in events],
         }
+        if name is not None:
+            body["userName"] = name
         response = await self.client().post(
             TRACK_PATH,
             data=orjson.dumps(body),
@@ -219,6 +223,11 @@ async def build_env(
             queue_messages=settings.hub_queue_messages,
         ).run
     )
+    calls = CallBoard(store, clock)
+    if notifier is not None:
+        calls.subscribe_changes(notifier.call_changed)
+    calls.subscribe(hub.call_changed)
+    await nursery.start(calls.run)
     snapshots = MemorySnapshots()
     services = AppServices(
         settings=settings,
@@ -231,6 +240,7 @@ async def build_env(
         snapshots=snapshots,
         hub=hub,
         notifier=notifier,
+        calls=calls,
     )
     return AdminEnv(
         app=create_app(services),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -152,6 +153,54 @@ async def test_events_page_backwards_by_id_without_gaps(env: AdminEnv) -> None:
     assert click is not None
     status, body = await get(admin, "/api/admin/user/events?id=u1&type=bogus")
     assert status == 400
+
+
+async def test_events_after_one_catch_up_oldest_first_without_gaps(env: AdminEnv) -> None:
+    await env.send(env.acme, "u1", [{"type": "route", "route": "/a"}])
+    admin = await env.admin(env.acme_token)
+    _, first = await get(admin, "/api/admin/user/events?id=u1")
+    newest = first["events"][0]["id"]
+    # Far more than one page arrives before the page looks again.
+    for batch in range(5):
+        events = [{"type": "click", "element": f"button#b{batch}-{i}"} for i in range(40)]
+        await env.send(env.acme, "u1", events)
+    seen: list[int] = []
+    after = newest
+    while after is not None:
+        status, body = await get(admin, f"/api/admin/user/events?id=u1&limit=64&after={after}")
+        assert status == 200
+        ids = [e["id"] for e in body["events"]]
+        assert ids == sorted(ids) and all(i > newest for i in ids)
+        seen += ids
+        after = body["nextAfter"]
+        assert "nextBefore" not in body
+    assert len(seen) == len(set(seen)) == 200
+    _, errors = await get(admin, f"/api/admin/user/errors?id=u1&after={newest}")
+    assert errors == {"events": [], "nextAfter": None}
+    status, _ = await get(admin, f"/api/admin/user/events?id=u1&after=1&before={newest}")
+    assert status == 400
+
+
+async def test_users_have_their_display_name(env: AdminEnv) -> None:
+    await env.send(env.acme, "u1", name="Ann Lee")
+    await env.send(env.acme, "u1", [{"type": "heartbeat"}])  # a batch without it keeps it
+    admin = await env.admin(env.acme_token)
+    _, body = await get(admin, "/api/admin/users?scope=live")
+    assert [(u["userId"], u["name"], u["email"]) for u in body["users"]] == [
+        ("u1", "Ann Lee", "u1@example.com")
+    ]
+    _, found = await get(admin, "/api/admin/users?scope=live&q=ann%20l")
+    assert [u["userId"] for u in found["users"]] == ["u1"]
+    _, one = await get(admin, "/api/admin/user?id=u1")
+    assert one["live"]["name"] == "Ann Lee"
+    # Stored summaries keep it (a later row without one does not erase it).
+    row = stored_summary(env.acme.id, "u2", tier="paid", last_active_at=now_ms())
+    await env.store.write(lambda conn: upsert_summaries(conn, [replace(row, name="Bo Chen")]))
+    await env.store.write(lambda conn: upsert_summaries(conn, [row]))
+    _, stored = await get(admin, "/api/admin/users?q=bo%20chen")
+    assert [(u["userId"], u["name"], u["live"]) for u in stored["users"]] == [
+        ("u2", "Bo Chen", False)
+    ]
 
 
 async def test_errors_are_listed_newest_first(env: AdminEnv) -> None:
@@ -312,7 +361,7 @@ async def test_pages_render_for_a_logged_in_admin(env: AdminEnv) -> None:
     admin = await env.admin(env.acme_token)
     response = await admin.get("/user-activity")
     page = await response.get_data(as_text=True)
-    assert response.status_code == 200 and "Support alerts" in page
+    assert response.status_code == 200 and "Needs help" in page
     evil = "<script>alert(1)</script>"
     response = await admin.get("/user-activity/" + "%3Cscript%3Ealert(1)%3C%2Fscript%3E")
     page = await response.get_data(as_text=True)

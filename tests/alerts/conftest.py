@@ -51,6 +51,7 @@ class Actors:
 
     sent: list[tuple[int, str, float]] = field(default_factory=list)
     acknowledged: list[tuple[int, str, str]] = field(default_factory=list)
+    claimed: list[tuple[int, str, str | None, int]] = field(default_factory=list)
 
     async def acknowledge(self, tenant_id: int, user_id: str, by: str) -> bool:
         self.acknowledged.append((tenant_id, user_id, by))
@@ -58,6 +59,10 @@ class Actors:
 
     async def alert_sent(self, tenant_id: int, user_id: str, at: float) -> bool:
         self.sent.append((tenant_id, user_id, at))
+        return True
+
+    async def claim(self, tenant_id: int, user_id: str, by: str | None, agent_id: int = 0) -> bool:
+        self.claimed.append((tenant_id, user_id, by, agent_id))
         return True
 
 

@@ -369,6 +369,45 @@ def test_triggers_are_turned_off_and_given_tiers_and_shown(
     conn.close()
 
 
+def test_call_invitations_are_switched_off_and_on(
+    db: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, _ = run("tenant", "show", "acme", capsys=capsys)
+    assert "invitations:  on (a video call shows the user an invitation" in out
+    assert "no answer in 2 min counts as ignored" in out
+    code, out, _ = run(
+        "tenant", "set", "acme", "--call-invitations", "off", "--set", "invite_timeout_s=30",
+        capsys=capsys,
+    )  # fmt: skip
+    assert code == 0 and "invitations:  off (the agent shares the call link" in out
+    conn = open_database(db)
+    settings = get_tenant_by_name(conn, "acme").settings
+    conn.close()
+    assert (settings.call_invitations, settings.invite_timeout_s) == (False, 30.0)
+
+
+def test_tier_weights_order_the_queue_and_are_shown(
+    db: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, _ = run("tenant", "show", "acme", capsys=capsys)
+    assert "queue order:  tier weight enterprise 3, paid 2, free_trial 1, then" in out
+    code, out, _ = run(
+        "tenant", "set", "acme", "--tier-weight", "free_trial=5", "--tier-weight", "paid=0",
+        capsys=capsys,
+    )  # fmt: skip
+    assert code == 0 and "queue order:  tier weight free_trial 5, enterprise 3, paid 0" in out
+    conn = open_database(db)
+    settings = get_tenant_by_name(conn, "acme").settings
+    conn.close()
+    assert (settings.tier_weight("free_trial"), settings.tier_weight("paid")) == (5, 0)
+    run("tenant", "set", "acme", "--tier-weight", "free_trial=default", capsys=capsys)
+    code, out, err = run("tenant", "set", "acme", "--tier-weight", "gold=3", capsys=capsys)
+    assert code == 2 and "--tier-weight takes TIER=N" in err
+    conn = open_database(db)
+    assert get_tenant_by_name(conn, "acme").settings.tier_weights == (("paid", 0),)
+    conn.close()
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [

@@ -177,6 +177,59 @@ async def test_a_dead_slack_fails_the_alert_after_the_retry_window(
     assert len(slack.posts) == 1
 
 
+async def test_triggers_held_back_while_a_message_was_pending_go_out_when_it_fails(
+    env: Env, slack: SlackStandIn, autojump_clock: MockClock
+) -> None:
+    await configure(env.store, env.directory, env.tenant, **webhook_settings(slack))
+    slack.fail_next(1, status=503)  # ann's first message waits for a retry ...
+    slack.fail_next(1, status=404, error="no_service")  # ... which Slack refuses for good
+    first = await env.fire("ann")
+    await trio.sleep_until(env.clock.to_trio(T0 + 2))
+    held = await env.fire("ann", Trigger.MULTIPLE_ERRORS)
+    await trio.sleep_until(env.clock.to_trio(T0 + 3))
+    also_held = await env.fire("ann", Trigger.LONG_INACTIVITY)
+    assert (held.delivery_status, also_held.delivery_status) == ("suppressed", "suppressed")
+    await env.settle()
+
+    by_id = {a.id: a for a in await env.alerts("ann")}
+    assert by_id[first.id].delivery_status == "failed"
+    # The failure freed the slot: the next trigger held back went out instead,
+    # counting the one held back after it.
+    released = by_id[held.id]
+    assert (released.delivery_status, released.suppressed_count) == ("sent", 1)
+    assert released.pending_since == int((T0 + 5) * 1000)
+    assert by_id[also_held.id].delivery_status == "suppressed"
+    [post] = slack.posts
+    assert header(post) == ":sos: User needs support: Repeated errors"
+    assert env.actors.sent == [(env.tenant.id, "ann", T0 + 2)]
+    assert env.notifier.stats.released == 1
+
+
+async def test_a_held_back_trigger_gets_its_own_retry_window_after_the_failure(
+    env: Env, slack: SlackStandIn, autojump_clock: MockClock
+) -> None:
+    await configure(env.store, env.directory, env.tenant, slack_webhook_url=dead_url() + "/hook")
+    first = await env.fire("ann")
+    await trio.sleep_until(env.clock.to_trio(T0 + 60))
+    held = await env.fire("ann", Trigger.MULTIPLE_ERRORS)
+    # A recovered user needs nobody: what was held back for them stays so.
+    recovered = await env.fire("ann", Trigger.LOW_ACTIVITY)
+    await env.clear("ann", Trigger.LOW_ACTIVITY)
+    # Slack stays down past the first message's window (15 min) ...
+    await trio.sleep_until(env.clock.to_trio(T0 + 15 * 60 + 30))
+    by_id = {a.id: a for a in await env.alerts("ann")}
+    assert by_id[first.id].delivery_status == "failed"
+    assert by_id[held.id].delivery_status == "pending"
+    assert by_id[held.id].pending_since == int((T0 + 15 * 60) * 1000)
+    # ... and comes back within the held-back trigger's own window.
+    await configure(env.store, env.directory, env.tenant, **webhook_settings(slack))
+    await env.settle()
+    by_id = {a.id: a for a in await env.alerts("ann")}
+    assert by_id[held.id].delivery_status == "sent"
+    assert by_id[recovered.id].delivery_status == "suppressed"
+    assert len(slack.posts) == 1
+
+
 async def test_slack_refusing_the_message_fails_it_at_once(
     env: Env, slack: SlackStandIn, autojump_clock: MockClock
 ) -> None:
@@ -189,6 +242,49 @@ async def test_slack_refusing_the_message_fails_it_at_once(
     assert (alert.delivery_status, alert.attempts) == ("failed", 1)
     assert alert.last_error == "HTTP 404: no_service"
     assert env.t() == 0
+
+
+async def test_a_claim_shows_on_the_slack_message_and_is_kept_for_response_times(
+    env: Env, slack: SlackStandIn, autojump_clock: MockClock
+) -> None:
+    await configure(env.store, env.directory, env.tenant, **bot_settings(slack))
+    first = await env.fire("ann")
+    await env.settle()
+    await trio.sleep(42)
+    [claimed] = await env.notifier.claim(env.tenant.id, "ann", "Ada Park", 3)
+    assert env.actors.claimed == [(env.tenant.id, "ann", "Ada Park", 3)]
+    await env.settle()
+    assert (claimed.id, claimed.claimed_by, claimed.claimed_at) == (
+        first.id,
+        "Ada Park",
+        claimed.first_claimed_at,
+    )
+    assert claimed.first_claimed_at == int((T0 + 42) * 1000)
+    message = slack.messages[(CHANNEL_ID, str(claimed.slack_ts))]
+    assert header(message) == ":raising_hand: Being helped: Stuck on a page"
+    assert "*Ada Park* is on it" in str(message["blocks"])
+    assert message["text"].startswith("Being helped by Ada Park: ")
+
+    # A trigger that fires while the user is claimed is claimed from the start.
+    later = await env.fire(
+        "ann", Trigger.MULTIPLE_ERRORS, claimed_by="Ada Park", claimed_at=T0 + 42
+    )
+    assert (later.claimed_by, later.first_claimed_at) == ("Ada Park", later.opened_at)
+
+    # Taken over, then released: the first claim stays.
+    await trio.sleep(10)
+    await env.notifier.claim(env.tenant.id, "ann", "Bo Chen", 4)
+    released = await env.notifier.claim(env.tenant.id, "ann", None)
+    await env.settle()
+    assert {a.id for a in released} == {first.id, later.id}
+    by_id = {a.id: a for a in await env.alerts("ann")}
+    assert by_id[first.id].claimed_by is None
+    assert (by_id[first.id].first_claimed_by, by_id[first.id].first_claimed_at) == (
+        "Ada Park",
+        int((T0 + 42) * 1000),
+    )
+    message = slack.messages[(CHANNEL_ID, str(claimed.slack_ts))]
+    assert header(message) == ":sos: User needs support: Stuck on a page"
 
 
 async def test_bot_mode_updates_the_message_on_resolve(

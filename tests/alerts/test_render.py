@@ -56,6 +56,48 @@ def as_json(a: Alert, public_url: str = "https://tippen.example.com/") -> tuple[
     return message.text, message.blocks_as_dicts()  # to_dict() validates every block
 
 
+def test_the_user_is_named_with_their_email_as_the_plan_says() -> None:
+    text, blocks = as_json(alert(user_name="John Doe"))
+    assert "John Doe (ann@example.com)" in text
+    user_field = blocks[1]["fields"][0]["text"]
+    assert user_field.startswith("*User:*\nJohn Doe (ann@example.com)\n")
+    assert user_field.endswith("`ann/42 ?`")
+    # A name without an email; neither: the user id alone.
+    _, blocks = as_json(alert(user_name="John Doe", user_email=None))
+    assert blocks[1]["fields"][0]["text"] == "*User:*\nJohn Doe\n`ann/42 ?`"
+    _, blocks = as_json(alert(user_email=None))
+    assert blocks[1]["fields"][0]["text"] == "*User:*\nann/42 ?"
+    # A name is user text like any other: no mention, no markup.
+    text, _ = as_json(alert(user_name="<!here> @channel *Boss*"))
+    assert "<!here>" not in text and "@channel" not in text
+
+
+@pytest.mark.parametrize(
+    ("status", "words"),
+    [
+        ("invited", "inviting the user on their page"),
+        ("shown", "the invitation is on the user's page"),
+        ("joined", "the user joined"),
+        ("declined", "the user said not now"),
+        ("ignored", "the user did not answer"),
+        ("not_invited", "invitations are off"),
+    ],
+)
+def test_the_footer_says_how_the_call_went(status: str, words: str) -> None:
+    _, blocks = as_json(
+        alert(
+            call_status=status,
+            call_by="Ada <Park>",
+            call_updated_at=T,
+            claimed_by="Ada",
+            claimed_at=T,
+        )
+    )
+    footer = " ".join(e["text"] for e in blocks[-1]["elements"])
+    assert f":telephone_receiver: Video call by *Ada &lt;Park&gt;*: {words}" in footer
+    assert "*Ada* is on it" in footer
+
+
 def buttons(blocks: list[Any]) -> dict[str, str]:
     out = {}
     for block in blocks:
@@ -158,7 +200,7 @@ def test_the_test_message_is_marked_as_a_test() -> None:
     blocks = message.blocks_as_dicts()
     assert blocks[0]["text"]["text"] == ":test_tube: Test alert: Stuck on a page"
     assert "real alerts will look like this" in all_text(blocks)
-    assert message.text.startswith("Test alert from tippen-rt: test.user@example.com")
+    assert message.text.startswith("Test alert from tippen-rt: Test User (test.user@example.com)")
 
 
 # ---- hostile text: escaped first, then clipped to each block's limit ------------

@@ -8,85 +8,20 @@ events come in through the real ingest API.
 
 from __future__ import annotations
 
-import re
 import sqlite3
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Page, expect
-
-from tippen_rt.persist import create_agent, create_tenant, open_database
+from playwright.sync_api import BrowserContext, Page, expect
 
 from ..support.client import Client
-from ..support.server import ServerProcess, start_server
-from .conftest import Snap
+from .conftest import ORIGIN, TYPED_NAME, Acme, Snap, sign_in
 
 pytestmark = pytest.mark.browser
 
 TRACK_PATH = "/api/track/user-activity"
-ORIGIN = "https://app.acme.test"
-#: What each agent types into the login form's name field: ignored for agents.
-TYPED_NAME = "Mallory"
-
-
-@dataclass
-class Acme:
-    """A running service with tenant ``acme`` and two agents."""
-
-    server: ServerProcess
-    api_key: str
-    tokens: dict[str, str]
-
-    @property
-    def url(self) -> str:
-        """The service's base URL."""
-        return self.server.url
-
-
-@pytest.fixture
-def acme(tmp_path: Path) -> Iterator[Acme]:
-    db = tmp_path / "tippen.db"
-    conn = open_database(db)
-    try:
-        with conn:
-            tenant, _admin_token = create_tenant(conn, "acme", [ORIGIN])
-            tokens = {
-                name: create_agent(conn, "acme", name, email)[1]
-                for name, email in (("Ada Park", "ada@acme.test"), ("Bo Chen", None))
-            }
-    finally:
-        conn.close()
-    server = start_server(db)
-    try:
-        yield Acme(server, tenant.api_key, tokens)
-    finally:
-        server.kill()
-
-
-@pytest.fixture
-def second_context(browser: Browser) -> Iterator[BrowserContext]:
-    """Another browser profile: the other agent's own cookies."""
-    ctx = browser.new_context(viewport={"width": 1100, "height": 760})
-    ctx.set_default_timeout(10_000)
-    try:
-        yield ctx
-    finally:
-        ctx.close()
-
-
-def sign_in(page: Page, base_url: str, token: str) -> None:
-    """Log in as an agent would, typing a name that is not theirs."""
-    page.goto(base_url + "/user-activity")
-    expect(page).to_have_url(re.compile(r"/login\?next="))
-    page.fill("#token", token)
-    page.fill("#name", TYPED_NAME)
-    page.click("button[type=submit]")
-    expect(page).to_have_url(base_url + "/user-activity")
-    expect(page.locator("#connection")).to_have_text("Live")
 
 
 def send_errors(acme: Acme, user: str) -> None:

@@ -69,6 +69,7 @@ def send(base_url: str, api_key: str, user: str, events: list[dict[str, Any]], *
         "userEmail": kw.get("email", f"{user}@example.com"),
         "subscriptionTier": kw.get("tier", "free_trial"),
         "sentAt": now,
+        **({"userName": kw["name"]} if "name" in kw else {}),
         "events": [{"timestamp": now, **e} for e in events],
     }
     client = Client(base_url)
@@ -99,9 +100,17 @@ def test_log_in_and_see_a_user_appear_live(demo: Demo, page: Page, snap: Snap) -
     expect(page.locator("#users-empty")).to_contain_text("No one is online right now")
     expect(page.locator("#alerts")).to_contain_text("Nobody needs help right now")
 
-    send(demo.url, demo.api_key, "ada@live", [{"type": "route", "route": "/pricing"}], tier="paid")
+    send(
+        demo.url,
+        demo.api_key,
+        "ada@live",
+        [{"type": "route", "route": "/pricing"}],
+        tier="paid",
+        name="Ada Lovelace",
+    )
     row = page.locator('tr[data-user="ada@live"]')
     expect(row).to_be_visible()
+    expect(row.locator(".names a")).to_have_text("Ada Lovelace (ada@live@example.com)")
     expect(row).to_contain_text("/pricing")
     expect(row).to_contain_text("Paid")
     expect(page.locator("#stat-live")).to_have_text("1")
@@ -117,6 +126,8 @@ def test_log_in_and_see_a_user_appear_live(demo: Demo, page: Page, snap: Snap) -
     expect(page.locator("tbody#users tr")).to_have_count(2)
     page.select_option("#f-tier", "")
     page.fill("#f-q", "bob")
+    expect(page.locator("tbody#users tr")).to_have_count(1)
+    page.fill("#f-q", "lovelace")
     expect(page.locator("tbody#users tr")).to_have_count(1)
     page.fill("#f-q", "")
     snap(page)
@@ -243,6 +254,27 @@ def test_the_user_page_shows_timeline_journey_and_errors(
     )
     expect(errors).to_have_count(3)
     expect(page.locator("#u-errors")).to_have_text("3")
+    snap(page)
+
+
+def test_the_timeline_shows_every_event_however_fast_they_come(
+    demo: Demo, page: Page, snap: Snap
+) -> None:
+    user = "fast@burst"
+    send(demo.url, demo.api_key, user, [{"type": "route", "route": "/start"}])
+    log_in(page, demo.url, login_token(demo.server))
+    page.goto(demo.url + "/user-activity/" + user)
+    timeline = page.locator("#timeline li")
+    expect(timeline).to_have_count(1)
+    # 250 events in five batches, far more than one page (100) between two looks.
+    for batch in range(5):
+        clicks = [{"type": "click", "element": f"button#b{batch}-{i}"} for i in range(50)]
+        send(demo.url, demo.api_key, user, clicks)
+    expect(timeline).to_have_count(251, timeout=15_000)
+    ids = [int(i) for i in timeline.evaluate_all("items => items.map(li => li.dataset.id)")]
+    assert ids == sorted(ids, reverse=True) and len(set(ids)) == 251
+    expect(timeline.first).to_contain_text("button#b4-49")
+    expect(timeline.last).to_contain_text("/start")
     snap(page)
 
 

@@ -268,7 +268,7 @@ async def test_a_post_gets_only_the_cors_headers_it_needs(client: Any, tenant: T
     response = await post(client, make_batch(tenant), headers={"Origin": ORIGIN})
     assert response.status_code == 200
     assert response.headers["Access-Control-Allow-Origin"] == ORIGIN
-    assert response.headers["Access-Control-Expose-Headers"] == "Retry-After"
+    assert response.headers["Access-Control-Expose-Headers"] == "Retry-After, X-Tippen-Poll"
     assert response.headers["Vary"] == "Origin"
     # Preflight-only headers mean nothing on the POST itself.
     for name in ("Access-Control-Allow-Methods", "Access-Control-Allow-Headers"):

@@ -11,6 +11,7 @@ import pytest
 from tippen_rt.demo import DEMO_TENANT, SHORT_THRESHOLDS
 from tippen_rt.http import AppServices, create_app
 from tippen_rt.http._tracker_assets import (
+    INVITE_PATH,
     TRACKER_PATH,
     compact_script,
     etag_matches,
@@ -32,6 +33,15 @@ async def test_the_script_is_served_as_javascript_for_any_origin(client: Any) ->
     assert response.headers["X-Content-Type-Options"] == "nosniff"
     assert response.headers["ETag"].startswith('"')
     assert await response.get_data() == SOURCE
+
+
+async def test_the_invitation_script_is_served_compacted_for_any_origin(client: Any) -> None:
+    response = await client.get(INVITE_PATH, headers={"Origin": "https://elsewhere.example"})
+    assert response.status_code == 200
+    assert response.headers["Content-Type"] == "application/javascript; charset=utf-8"
+    assert response.headers["Access-Control-Allow-Origin"] == "*"
+    source = (tracker_dir() / "tippen-invite.js").read_text()
+    assert await response.get_data() == compact_script(source).encode()
 
 
 async def test_a_known_etag_gets_304_without_a_body(client: Any) -> None:

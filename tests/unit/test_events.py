@@ -246,7 +246,7 @@ UNSAFE_IN_IDS = (
     + ["\u2066", "\u2067", "\u2068", "\u2069", "\u200e", "\u200f", "\u061c"]
     + ["\u200b", "\u200c", "\u200d", "\u2060", "\ufeff"]
 )
-IDENTIFIERS = ("apiKey", "userId", "userEmail", "batchId")
+IDENTIFIERS = ("apiKey", "userId", "userEmail", "userName", "batchId")
 FREE_TEXT = [
     ("route", "route"),
     ("click", "element"),
@@ -280,6 +280,8 @@ def free_text_event(kind: str, field: str, text: str) -> dict[str, object]:
         ("batchId", "b-1\r\n"),
         ("apiKey", "client_\ufeffx"),
         ("userId", "u\x85"),
+        ("userName", "Ann\u200d Lee"),
+        ("userName", "\u202eeeL nnA"),
     ],
 )
 def test_identifiers_refuse_control_bidi_and_invisible_characters(field: str, value: str) -> None:
@@ -288,13 +290,28 @@ def test_identifiers_refuse_control_bidi_and_invisible_characters(field: str, va
 
 
 def test_identifiers_keep_any_other_unicode() -> None:
-    doc = batch([], userId="Zoë 李 ✓ 😀 עִברִית", userEmail="zoë@bücher.example", batchId="b é")
+    doc = batch(
+        [],
+        userId="Zoë 李 ✓ 😀 עִברִית",
+        userEmail="zoë@bücher.example",
+        batchId="b é",
+        userName="Zoë O\u2019Brien-李",
+    )
     parsed = validate_batch(doc, NOW)
-    assert (parsed.user_id, parsed.user_email, parsed.batch_id) == (
+    assert (parsed.user_id, parsed.user_email, parsed.batch_id, parsed.user_name) == (
         "Zoë 李 ✓ 😀 עִברִית",
         "zoë@bücher.example",
         "b é",
+        "Zoë O\u2019Brien-李",
     )
+
+
+def test_the_display_name_is_optional_and_limited_like_an_identifier() -> None:
+    assert validate_batch(batch([]), NOW).user_name is None
+    assert validate_batch(batch([], userName="  "), NOW).user_name is None
+    assert validate_batch(batch([], userName="x" * 256), NOW).user_name == "x" * 256
+    rejects(batch([], userName="x" * 257), "field_too_long", "userName")
+    rejects(batch([], userName=42), "invalid_field", "userName")
 
 
 def test_free_text_keeps_newlines_bidi_and_zero_width_characters() -> None:

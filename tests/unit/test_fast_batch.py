@@ -118,6 +118,7 @@ def batches(draw: st.DrawFn) -> bytes:
     }
     for key, values in (
         ("userEmail", ids),
+        ("userName", ids),
         ("sentAt", times),
         ("batchId", ids),
         ("userHash", texts),
@@ -158,6 +159,7 @@ def test_what_the_tracker_sends_takes_the_fast_path() -> None:
         "apiKey": "client_abc",
         "userId": "user-1",
         "userEmail": "ann@example.com",
+        "userName": "Ann Lee",
         "subscriptionTier": "paid",
         "sentAt": NOW - 20,
         "batchId": "b-1",
@@ -215,6 +217,7 @@ SLOTS = [
     (None, "apiKey"),
     (None, "userId"),
     (None, "userEmail"),
+    (None, "userName"),
     (None, "batchId"),
     (None, "userHash"),
     (None, "sentAt"),

@@ -18,6 +18,7 @@ from ._messages import (
     Acknowledge,
     AlertSent,
     BatchArrived,
+    Claim,
     MailboxMessage,
     SettingsChanged,
 )
@@ -147,6 +148,22 @@ def _apply(
             state.replace(needs_support=False, acknowledged_at=now, acknowledged_by=message.by),
             settings,
         )
+    if isinstance(message, Claim):
+        if message.by is None:
+            claim: dict[str, object] = {
+                "claimed_by": None,
+                "claimed_by_agent": 0,
+                "claimed_at": None,
+            }
+        elif state.active:
+            claim = {
+                "claimed_by": message.by,
+                "claimed_by_agent": message.agent_id,
+                "claimed_at": now,
+            }
+        else:
+            return state, settings  # nothing to help with: no claim to keep
+        return state.replace(**claim), settings
     if isinstance(message, AlertSent):
         return state.replace(last_alert_sent_at=message.at), settings
     if isinstance(message, SettingsChanged):

@@ -1,10 +1,15 @@
 """UserState <-> compact bytes for snapshots (orjson array, versioned).
 
-Layout version 2: ``[2, taken_at, <every UserState field in declaration order>]``.
+Layout version 3: ``[3, taken_at, <every UserState field in declaration order>]``.
 Positional, not keyed: a snapshot of 100k users is written every few seconds,
-and keys would double its size.  Change the layout only with a new version,
-and keep reading the old one (a restart onto a new release loses nobody).
+and keys would double its size.  Fields are only ever appended to UserState
+(with a default), and a version 3 snapshot with fewer fields than this
+release's UserState is read with the missing trailing fields at their
+defaults: a release that adds a field reads the snapshots of the one before.
+Any other change of the layout needs a new version, and the old one must
+still be read (a restart onto a new release loses nobody).
 
+Version 2 had exactly the fields up to ``observed_from`` (no display name).
 Version 1 had the first 28 fields only (no presence) and open episodes as
 ``[trigger, since]`` pairs, without the reason.
 """
@@ -18,11 +23,12 @@ import orjson
 from ._state import UserState
 from ._triggers import Trigger
 
-VERSION = 2
+VERSION = 3
 _FIELDS = UserState._fields
 _TUPLES = ("recent_interactions", "recent_errors")
-#: Version 1's fields are the first ones of version 2.
+#: Version 1's and 2's fields are the first ones of version 3.
 _V1_FIELD_COUNT = _FIELDS.index("clock_offset_ms") + 1
+_V2_FIELD_COUNT = _FIELDS.index("observed_from") + 1
 
 
 class SnapshotError(ValueError):
@@ -40,6 +46,8 @@ _TENANT, _USER = 2 + _FIELDS.index("tenant_id"), 2 + _FIELDS.index("user_id")
 
 
 _OBSERVED_FROM = 2 + _FIELDS.index("observed_from")
+#: Every field's default, for the fields a snapshot was written without.
+_DEFAULTS = [UserState._field_defaults.get(name) for name in _FIELDS]
 
 
 def decode_state(blob: bytes, *, observed_from: float | None = None) -> tuple[UserState, float]:
@@ -53,10 +61,15 @@ def decode_state(blob: bytes, *, observed_from: float | None = None) -> tuple[Us
         doc = orjson.loads(blob)
     except orjson.JSONDecodeError as exc:
         raise SnapshotError(f"not JSON: {exc}") from None
-    if not isinstance(doc, list) or len(doc) < 2 or doc[0] not in (1, VERSION):
+    if not isinstance(doc, list) or len(doc) < 2 or doc[0] not in (1, 2, VERSION):
         raise SnapshotError("unknown snapshot version")
-    version = doc[0]
-    if len(doc) != 2 + (len(_FIELDS) if version == VERSION else _V1_FIELD_COUNT):
+    version, count = doc[0], len(doc) - 2
+    if version == VERSION:
+        # Fields appended since it was written take their defaults.
+        fits = _V2_FIELD_COUNT <= count <= len(_FIELDS)
+    else:
+        fits = count == (_V2_FIELD_COUNT if version == 2 else _V1_FIELD_COUNT)
+    if not fits:
         raise SnapshotError("snapshot has the wrong number of fields")
     if not isinstance(doc[_TENANT], int) or not isinstance(doc[_USER], str):
         raise SnapshotError("snapshot key fields have the wrong type")
@@ -69,6 +82,8 @@ def decode_state(blob: bytes, *, observed_from: float | None = None) -> tuple[Us
         doc[_LAST_FIRED] = tuple((Trigger(t), float(at)) for t, at in doc[_LAST_FIRED])
         for i in _TUPLE_INDEXES:
             doc[i] = tuple(doc[i])
+        if len(doc) - 2 < len(_FIELDS):
+            doc.extend(_DEFAULTS[len(doc) - 2 :])
         if observed_from is not None:
             doc[_OBSERVED_FROM] = observed_from
         return UserState._make(doc[2:]), float(doc[1])

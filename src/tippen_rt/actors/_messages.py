@@ -28,6 +28,14 @@ class Acknowledge:
 
 
 @dataclass(frozen=True, slots=True)
+class Claim:
+    """An agent is helping the user ("I'm on it"); ``by`` None releases the claim."""
+
+    by: str | None
+    agent_id: int = 0
+
+
+@dataclass(frozen=True, slots=True)
 class AlertSent:
     """The notifier sent a Slack alert for this user (for the rate limit)."""
 
@@ -41,7 +49,7 @@ class SettingsChanged:
     settings: TenantSettings
 
 
-MailboxMessage = BatchArrived | Acknowledge | AlertSent | SettingsChanged
+MailboxMessage = BatchArrived | Acknowledge | Claim | AlertSent | SettingsChanged
 
 # ---- out of an actor -------------------------------------------------------
 

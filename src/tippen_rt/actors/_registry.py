@@ -27,6 +27,7 @@ from ._messages import (
     AlertSent,
     BatchArrived,
     ChangeMessage,
+    Claim,
     MailboxMessage,
     SettingsChanged,
     TriggerCleared,
@@ -118,6 +119,10 @@ class Registry:
     async def acknowledge(self, tenant_id: int, user_id: str, by: str) -> bool:
         """Tell a live user's actor that an admin has seen them; False if not live."""
         return await self._send_if_live((tenant_id, user_id), Acknowledge(by))
+
+    async def claim(self, tenant_id: int, user_id: str, by: str | None, agent_id: int = 0) -> bool:
+        """Tell a live user's actor who is helping them (None: nobody any more)."""
+        return await self._send_if_live((tenant_id, user_id), Claim(by, agent_id))
 
     async def alert_sent(self, tenant_id: int, user_id: str, at: float) -> bool:
         """Record in the actor that a Slack alert went out at ``at``."""

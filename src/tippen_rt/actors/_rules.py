@@ -194,7 +194,8 @@ def evaluate(s: UserState, now: float, th: TenantSettings) -> Step:
     for a user who is away, nor for one restored after a restart before
     anything from them arrived (their tracker retries within seconds).
     A trigger the tenant turned off, or whose tiers leave out the user's, is
-    not run at all; its open episode closes as ``switched_off``.
+    not run at all; its open episode closes as ``switched_off``.  When the
+    last open episode closes, an agent's claim on the user ends with it.
     """
     end_at = session_end_at(s, th)
     if now >= end_at:
@@ -249,6 +250,10 @@ def evaluate(s: UserState, now: float, th: TenantSettings) -> Step:
         needs_support, support_at = True, now
     elif not active:
         needs_support = False
+    # A claim lasts while there is something to help with.
+    claim: dict[str, object] = {}
+    if not active and s.claimed_by is not None:
+        claim = {"claimed_by": None, "claimed_by_agent": 0, "claimed_at": None}
     state = s.replace(
         active=tuple(active),
         last_fired=tuple(last_fired.items()),
@@ -256,6 +261,7 @@ def evaluate(s: UserState, now: float, th: TenantSettings) -> Step:
         support_triggered_at=support_at,
         presence=p.presence,
         presence_since=p.since,
+        **claim,
     )
     return Step(
         state, tuple(fired), tuple(cleared), next_at, False, tuple(left), tuple(switched_off)

@@ -72,6 +72,16 @@ class UserState(NamedTuple):
     #: When this process began to watch the user (restored after a restart):
     #: no heartbeat could reach us before, so absence is judged from then.
     observed_from: float = 0.0
+    # Fields below were added after snapshot layout 3 began: append new ones
+    # at the end only (``_codec.py`` gives a shorter snapshot their defaults).
+    #: The user's display name (``userName``), or None.
+    name: str | None = None
+    #: Who is helping the user ("I'm on it"), their agent id (0: the tenant's
+    #: admin token) and since when; cleared when the user's last open episode
+    #: ends (they recovered or left) or the claim is released.
+    claimed_by: str | None = None
+    claimed_by_agent: int = 0
+    claimed_at: float | None = None
 
     @property
     def key(self) -> tuple[int, str]:
@@ -86,6 +96,12 @@ class UserState(NamedTuple):
     def reason(self, trigger: Trigger) -> str | None:
         """Why ``trigger``'s open episode fired, or None if it is not open."""
         return next((why for t, _, why in self.active if t is trigger), None)
+
+    def claimed_by_someone_else(self, name: str, agent_id: int) -> bool:
+        """True if another agent (or admin login) than ``name``/``agent_id`` claimed the user."""
+        if self.claimed_by is None:
+            return False
+        return (self.claimed_by, self.claimed_by_agent) != (name, agent_id)
 
     def time_on_current_page(self, now: float) -> float:
         """Seconds on the current route."""
@@ -114,6 +130,7 @@ def new_state(tenant_id: int, batch: Batch, now: float) -> UserState:
         tenant_id=tenant_id,
         user_id=batch.user_id,
         email=batch.user_email,
+        name=batch.user_name,
         tier=batch.tier,
         session_started_at=start,
         last_event_at=start,
@@ -235,6 +252,7 @@ def apply_batch(state: UserState, batch: Batch, now: float, th: TenantSettings) 
     errors.sort()
     return s.replace(
         email=batch.user_email if batch.user_email is not None else s.email,
+        name=batch.user_name if batch.user_name is not None else s.name,
         tier=batch.tier,
         last_event_at=last_event,
         last_interaction_at=last_interaction,

@@ -46,6 +46,7 @@ def summary_row(state: UserState, now: float, live: bool) -> SummaryRow:
         support_triggered_at=_ms(state.support_triggered_at),
         session_open=live,
         updated_at=int(now * 1000),
+        name=state.name,
     )
 
 

@@ -13,12 +13,14 @@ from ._describe import (
     PRESENCE_THRESHOLDS,
     TRIGGER_THRESHOLDS,
     SlackDescription,
+    call_invitations_in_words,
     describe_slack,
     fires_when,
     identity_mode,
     origin_rule_in_words,
     rate_limit_in_words,
     threshold_in_words,
+    tier_weights_in_words,
     tiers_in_words,
 )
 from ._messages import AlertMessage, AlertOpened, AlertUpdated
@@ -29,14 +31,17 @@ from ._notifier import (
     NotifierStats,
     TenantLookup,
 )
+from ._queue import QueueFilter, in_queue, queue_key, ranked, severity_of, waiting_since
 from ._render import (
     Message,
     duration_in_words,
+    person_in_words,
     render_alert,
     user_activity_url,
     utc_time,
     video_call_url,
 )
+from ._response import GOAL_MS, ResponseFigures, response_figures
 from ._slack import (
     SLACK_API_URL,
     ClientOptions,
@@ -50,6 +55,7 @@ from ._slack import (
 )
 
 __all__ = [
+    "GOAL_MS",
     "PRESENCE_THRESHOLDS",
     "SLACK_API_URL",
     "TRIGGER_THRESHOLDS",
@@ -66,30 +72,41 @@ __all__ = [
     "Notifier",
     "NotifierStats",
     "Posted",
+    "QueueFilter",
+    "ResponseFigures",
     "SlackDefaults",
     "SlackDescription",
     "SlackError",
     "SlackTarget",
     "TenantLookup",
     "add_alert_commands",
+    "call_invitations_in_words",
     "describe_slack",
     "duration_in_words",
     "fires_when",
     "identity_mode",
+    "in_queue",
     "mask",
     "mask_url",
     "origin_rule_in_words",
+    "person_in_words",
+    "queue_key",
+    "ranked",
     "rate_limit_in_words",
     "render_alert",
+    "response_figures",
     "run_slack_command",
     "run_tenant_set",
     "run_tenant_show",
     "sample_message",
     "send_test_message",
+    "severity_of",
     "slack_target",
     "threshold_in_words",
+    "tier_weights_in_words",
     "tiers_in_words",
     "user_activity_url",
     "utc_time",
     "video_call_url",
+    "waiting_since",
 ]

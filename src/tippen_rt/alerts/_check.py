@@ -29,6 +29,7 @@ def sample_alert(tenant: Tenant, now_ms: int) -> Alert:
         trigger="stuck_on_page",
         reason="on /settings/billing for 6 min without moving on",
         user_email="test.user@example.com",
+        user_name="Test User",
         tier="free_trial",
         route="/settings/billing",
         time_on_page_ms=6 * 60_000,

@@ -23,6 +23,7 @@ from ..persist import (
     update_tenant,
 )
 from ..tenants import (
+    DEFAULT_TIER_WEIGHTS,
     DEFAULT_TRIGGER_TIERS,
     DEFAULT_VIDEO_CALL_TEMPLATE,
     TRIGGERS,
@@ -32,10 +33,12 @@ from ..tenants import (
 )
 from ._check import send_test_message
 from ._describe import (
+    call_invitations_in_words,
     describe_slack,
     identity_mode,
     origin_rule_in_words,
     rate_limit_in_words,
+    tier_weights_in_words,
     tiers_in_words,
 )
 from ._render import duration_in_words, utc_time
@@ -80,6 +83,13 @@ def add_alert_commands(
             "call link with {tenant}, {user} and {room} (an unguessable room name per user;"
             f" default {DEFAULT_VIDEO_CALL_TEMPLATE})"
         ),
+    )
+    tset.add_argument(
+        "--call-invitations",
+        choices=("on", "off"),
+        help="'on': starting a video call shows the user an invitation on their own page"
+        " (Join / Not now; tippen-invite.js, docs/support.md), and the dashboard hears the"
+        " answer; 'off': the agent shares the link some other way (default on)",
     )
     tset.add_argument(
         "--alert-rate-limit-min",
@@ -142,6 +152,17 @@ def add_alert_commands(
         + ")",
     )
     tset.add_argument(
+        "--tier-weight",
+        action="append",
+        default=[],
+        metavar="TIER=N",
+        dest="tier_weights",
+        help="how much a subscription tier weighs in the dashboard's needs-help queue (the"
+        " heaviest is helped first; ties go by the trigger's severity, then the longest wait),"
+        " a whole number from 0 to 1000 or 'default', e.g. --tier-weight paid=5; repeatable"
+        " (default: " + ", ".join(f"{t}={w}" for t, w in DEFAULT_TIER_WEIGHTS.items()) + ")",
+    )
+    tset.add_argument(
         "--set",
         action="append",
         default=[],
@@ -192,12 +213,14 @@ class _Changes:
     fields: dict[str, Any]
     switched: dict[str, bool]
     tiers: dict[str, tuple[str, ...] | None]
+    weights: dict[str, int | None]
 
     def __bool__(self) -> bool:
-        return bool(self.fields or self.switched or self.tiers)
+        return bool(self.fields or self.switched or self.tiers or self.weights)
 
     def apply(self, settings: TenantSettings) -> TenantSettings:
-        return dataclasses.replace(settings, **self.fields).with_triggers(self.switched, self.tiers)
+        changed = dataclasses.replace(settings, **self.fields)
+        return changed.with_triggers(self.switched, self.tiers).with_tier_weights(self.weights)
 
 
 def _changes(args: argparse.Namespace) -> _Changes:
@@ -225,10 +248,13 @@ def _changes(args: argparse.Namespace) -> _Changes:
     changes.update(TenantSettings.threshold_changes(args.thresholds))
     if args.require_origin is not None:
         changes["require_origin"] = args.require_origin == "on"
+    if args.call_invitations is not None:
+        changes["call_invitations"] = args.call_invitations == "on"
     if args.identity is not None:
         changes["require_user_hash"] = args.identity == "required"
     switched, tiers = TenantSettings.trigger_changes(args.triggers, args.trigger_tiers)
-    return _Changes(changes, switched, tiers)
+    weights = TenantSettings.tier_weight_changes(args.tier_weights)
+    return _Changes(changes, switched, tiers, weights)
 
 
 def _new_origins(current: tuple[str, ...], add: list[str], remove: list[str]) -> list[str] | None:
@@ -264,11 +290,13 @@ def _describe(tenant: Tenant, defaults: SlackDefaults) -> list[str]:
         f"tenant:       {tenant.name}",
         f"slack:        {describe_slack(s, defaults).in_words}",
         f"video calls:  {s.video_call_template}",
+        f"invitations:  {call_invitations_in_words(s)}",
         f"origins:      {', '.join(tenant.origins) or '(none: browsers are refused)'}",
         f"origin hdr:   {origin_rule_in_words(s.require_origin)}",
         f"identity:     {identity_mode(tenant)}",
         f"rate limit:   {rate_limit_in_words(s.alert_rate_limit_s)}",
         "triggers:     " + "\n              ".join(triggers),
+        f"queue order:  {tier_weights_in_words(s)}",
         "thresholds:   "
         + ", ".join(f"{name}={getattr(s, name):g}" for name in TenantSettings.THRESHOLDS),
     ]

@@ -20,12 +20,14 @@ __all__ = [
     "PRESENCE_THRESHOLDS",
     "TRIGGER_THRESHOLDS",
     "SlackDescription",
+    "call_invitations_in_words",
     "describe_slack",
     "fires_when",
     "identity_mode",
     "origin_rule_in_words",
     "rate_limit_in_words",
     "threshold_in_words",
+    "tier_weights_in_words",
     "tiers_in_words",
 ]
 
@@ -95,6 +97,26 @@ def fires_when(trigger: str, s: TenantSettings) -> str:
 def tiers_in_words(tiers: tuple[str, ...]) -> str:
     """``all tiers``, or the tiers: ``paid, enterprise``."""
     return "all tiers" if tiers == TIERS else ", ".join(tiers)
+
+
+def call_invitations_in_words(s: TenantSettings) -> str:
+    """Whether a video call invites the user's page, and for how long."""
+    if not s.call_invitations:
+        return "off (the agent shares the call link some other way)"
+    return (
+        "on (a video call shows the user an invitation on their page;"
+        f" no answer in {in_words(s.invite_timeout_s)} counts as ignored)"
+    )
+
+
+def tier_weights_in_words(s: TenantSettings) -> str:
+    """``tier weight enterprise 3, paid 2, free_trial 1, then severity, then waiting time``."""
+    weights = sorted(TIERS, key=lambda t: -s.tier_weight(t))
+    return (
+        "tier weight "
+        + ", ".join(f"{t} {s.tier_weight(t)}" for t in weights)
+        + ", then the trigger's severity, then the longest wait"
+    )
 
 
 def rate_limit_in_words(alert_rate_limit_s: float) -> str:

@@ -21,7 +21,9 @@ start; anything still pending then goes out after the restart.
 
 The rate limit (one Slack message per user per ``alert_rate_limit_s``) is
 decided when the alert is recorded, in the same transaction, from the
-``alert_rate_limits`` table: it holds across restarts.
+``alert_rate_limits`` table: it holds across restarts.  A message that
+finally fails frees its slot, and the next trigger it held back (still
+unresolved) goes out in its place.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from typing import Any, Protocol
 import trio
 
 from ..actors import TriggerCleared, TriggerFired, TriggerMessage
+from ..calls import Invitation
 from ..clock import Clock
 from ..config import Settings
 from ..persist import (
@@ -50,6 +53,7 @@ from ..persist import (
     StoreClosed,
     acknowledge_alert,
     alert_by_id,
+    claim_alerts,
     give_up_update,
     mark_disabled,
     mark_failed,
@@ -58,6 +62,8 @@ from ..persist import (
     mark_updated,
     open_alert,
     record_attempt_error,
+    record_call,
+    release_held_back,
     resolve_alerts,
     undelivered_alert_ids,
 )
@@ -96,6 +102,9 @@ class ActorNotes(Protocol):
 
     async def alert_sent(self, tenant_id: int, user_id: str, at: float) -> bool:
         """A Slack alert for the user went out at ``at`` (epoch seconds)."""
+
+    async def claim(self, tenant_id: int, user_id: str, by: str | None, agent_id: int = 0) -> bool:
+        """``by`` is helping the user now (None: nobody)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,6 +155,9 @@ class NotifierStats:
     #: Alerts over a tenant's Slack budget, and the digests that counted them.
     held_back: int = 0
     digests: int = 0
+    #: Triggers held back by the rate limit, posted after the message that held
+    #: them back failed.
+    released: int = 0
 
 
 class Notifier:
@@ -320,6 +332,52 @@ class Notifier:
         await self._actors.acknowledge(tenant_id, alerts[0].user_id, by)
         return alerts[0]
 
+    async def claim(
+        self, tenant_id: int, user_id: str, by: str | None, agent_id: int = 0
+    ) -> list[Alert]:
+        """``by`` (agent ``agent_id``; 0: the admin token) is helping the user now
+        ("I'm on it"), or nobody is (``by`` None: released).
+
+        Marks the user's unresolved alerts (bot mode updates their Slack
+        messages) and tells the user's actor, whose state every dashboard
+        follows.  Returns the alerts that changed.
+        """
+        now = self._clock.now_ms()
+        alerts = await self._store.write(lambda c: claim_alerts(c, tenant_id, user_id, by, now=now))
+        for alert in alerts:
+            self._changed(alert)
+        await self._actors.claim(tenant_id, user_id, by, agent_id)
+        return alerts
+
+    async def call_changed(self, invitation: Invitation) -> None:
+        """A video call was started with a user, or its invitation to their page
+        changed (shown, joined, declined, ignored): the user's alerts say so (bot
+        mode updates their Slack messages).  The CallBoard awaits this."""
+        now = self._clock.now_ms()
+        alerts = await self._store.write(
+            lambda c: record_call(
+                c,
+                invitation.tenant_id,
+                invitation.user_id,
+                invitation.call_id,
+                invitation.agent,
+                invitation.alert_status,
+                now=now,
+            )
+        )
+        for alert in alerts:
+            self._changed(alert)
+
+    async def call_not_invited(self, tenant_id: int, user_id: str, call_id: int, by: str) -> None:
+        """A video call started while the tenant has invitations off: the alerts
+        of the user say so (the agent shares the link some other way)."""
+        now = self._clock.now_ms()
+        alerts = await self._store.write(
+            lambda c: record_call(c, tenant_id, user_id, call_id, by, "not_invited", now=now)
+        )
+        for alert in alerts:
+            self._changed(alert)
+
     async def wait_settled(self) -> None:
         """Return once nothing is queued, in flight, or waiting to be retried."""
         while not self._is_settled():
@@ -353,6 +411,7 @@ class Notifier:
             trigger=message.trigger.value,
             reason=message.reason,
             user_email=state.email,
+            user_name=state.name,
             tier=state.tier,
             route=state.current_route,
             time_on_page_ms=int(state.time_on_current_page(message.at) * 1000),
@@ -360,6 +419,8 @@ class Notifier:
             total_errors=state.total_errors,
             last_active_at=int(state.last_event_at * 1000),
             opened_at=int(message.at * 1000),
+            claimed_by=state.claimed_by,
+            claimed_at=None if state.claimed_at is None else int(state.claimed_at * 1000),
         )
         hint = None if state.last_alert_sent_at is None else int(state.last_alert_sent_at * 1000)
         rate_limit_ms = int(settings.alert_rate_limit_s * 1000)
@@ -525,7 +586,7 @@ class Notifier:
         window_ms = int(self._policy.retry_window_s * 1000)
         retry = alert.id in self._retry_due
         self._retry_due.discard(alert.id)
-        if not retry and self._clock.now_ms() >= alert.created_at + window_ms:
+        if not retry and self._clock.now_ms() >= alert.waiting_since + window_ms:
             # Left waiting (in SQLite, over a restart) past its window: too late.
             minutes = self._policy.retry_window_s / 60
             error = f"not delivered within {minutes:.0f} min"
@@ -650,7 +711,7 @@ class Notifier:
         error = str(exc)
         window_ms = int(self._policy.retry_window_s * 1000)
         if posting:
-            started = alert.created_at
+            started = alert.waiting_since
         else:
             started = self._update_failing_since.setdefault(alert.id, now)
         remaining_s = (started + window_ms - now) / 1000
@@ -678,10 +739,14 @@ class Notifier:
         self, alert: Alert, error: str, *, counted: bool, posting: bool = True
     ) -> None:
         now = self._clock.now_ms()
+        released: Alert | None = None
         if posting:
-            result = await self._store.write(
-                lambda c: mark_failed(c, alert.id, error, counted=counted, now=now)
-            )
+
+            def job(c: Any) -> tuple[Alert | None, Alert | None]:
+                failed = mark_failed(c, alert.id, error, counted=counted, now=now)
+                return failed, None if failed is None else release_held_back(c, failed, now=now)
+
+            result, released = await self._store.write(job)
             self.stats.failed += 1
             log.error("alert #%d: not delivered to Slack: %s", alert.id, error)
         else:
@@ -692,6 +757,12 @@ class Notifier:
             log.error("alert #%d: Slack message not updated: %s", alert.id, error)
         if result is not None:
             self._publish(AlertUpdated(result))
+        if released is not None:
+            # Held back by the rate limit while this one was pending: it goes now.
+            log.info("alert #%d: held back by #%d, to Slack now", released.id, alert.id)
+            self.stats.released += 1
+            self._publish(AlertUpdated(released))
+            self._want(released.id)
 
     def _retry_later(self, alert_id: int, delay_s: float) -> None:
         assert self._nursery is not None, "the notifier is not running"

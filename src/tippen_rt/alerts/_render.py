@@ -151,8 +151,16 @@ def slack_date(ms: int) -> str:
     return f"<!date^{int(ms // 1000)}^{{date_short_pretty}} {{time}}|{utc_time(ms)}>"
 
 
+def person_in_words(name: str | None, email: str | None, user_id: str) -> str:
+    """Who a user is, for people: ``Ann Lee (ann@example.com)``, else the name,
+    the email or, failing both, the user id."""
+    if name and email:
+        return f"{name} ({email})"
+    return name or email or user_id
+
+
 def _who(alert: Alert) -> str:
-    return alert.user_email or alert.user_id
+    return person_in_words(alert.user_name, alert.user_email, alert.user_id)
 
 
 def _headline(alert: Alert, test: bool) -> str:
@@ -167,7 +175,21 @@ def _headline(alert: Alert, test: bool) -> str:
         return f":white_check_mark: Resolved: {words}"
     if alert.acknowledged_at is not None:
         return f":eyes: Acknowledged: {words}"
+    if alert.claimed_by is not None:
+        return f":raising_hand: Being helped: {words}"
     return f":sos: User needs support: {words}"
+
+
+#: How a call's invitation stands, in words (``persist.CALL_STATUSES``).
+_CALL_WORDS = {
+    "invited": "inviting the user on their page",
+    "shown": "the invitation is on the user's page",
+    "joined": "the user joined",
+    "declined": "the user said not now",
+    "ignored": "the user did not answer",
+    "replaced": "a newer call replaced it",
+    "not_invited": "invitations are off, the link was shared some other way",
+}
 
 
 def _status_lines(alert: Alert, tenant_name: str, test: bool) -> list[str]:
@@ -178,9 +200,17 @@ def _status_lines(alert: Alert, tenant_name: str, test: bool) -> list[str]:
         ]
     tenant = user_text(tenant_name, 200)
     lines = [f"Alert #{alert.id} · {tenant} · opened {slack_date(alert.opened_at)}"]
+    if alert.claimed_by is not None and alert.claimed_at is not None:
+        by = user_text(alert.claimed_by, 100)
+        lines.append(f":raising_hand: *{by}* is on it (claimed {slack_date(alert.claimed_at)})")
     if alert.acknowledged_at is not None:
         by = user_text(alert.acknowledged_by or "an admin", 100)
         lines.append(f":eyes: Acknowledged by *{by}* {slack_date(alert.acknowledged_at)}")
+    if alert.call_status is not None and alert.call_updated_at is not None:
+        by = user_text(alert.call_by or "an admin", 100)
+        words = _CALL_WORDS.get(alert.call_status, alert.call_status)
+        when = slack_date(alert.call_updated_at)
+        lines.append(f":telephone_receiver: Video call by *{by}*: {words} {when}")
     if alert.resolved_at is not None:
         if alert.resolution == SUPERSEDED:
             lines.append(
@@ -216,8 +246,8 @@ def render_alert(
     who = _who(alert)
     words = trigger_in_words(alert.trigger)
     page = alert.route or "(unknown)"
-    user_field = f"*User:*\n{user_text(who, 200)}"
-    if alert.user_email:
+    user_field = f"*User:*\n{user_text(who, 400)}"
+    if who != alert.user_id:
         user_field += f"\n`{user_text(alert.user_id, 200)}`"
     fields = [
         MarkdownTextObject(text=_clip(text, FIELD_MAX))
@@ -276,8 +306,10 @@ def render_alert(
 
     prefix = {"open": "User needs support", "acknowledged": "Acknowledged", "resolved": "Resolved"}
     head = "Test alert from tippen-rt" if test else prefix[alert.status]
+    if alert.status == "open" and alert.claimed_by is not None and not test:
+        head = f"Being helped by {user_text(alert.claimed_by, 100)}"
     text = (
-        f"{head}: {user_text(who, 200)} ({user_text(alert.tier, 100)}) on {user_text(page, 500)}:"
+        f"{head}: {user_text(who, 400)} ({user_text(alert.tier, 100)}) on {user_text(page, 500)}:"
         f" {escape(words)}: {reason}"
     )
     if view_url is not None:

@@ -16,11 +16,13 @@ from typing import Any
 
 from quart import Blueprint, Response, request
 
-from ..alerts import AlertStatus, Notifier
+from ..actors import Trigger, UserState
+from ..alerts import GOAL_MS, AlertStatus, Notifier, QueueFilter, ranked, response_figures
 from ..events import TIERS, BadInput, EventType, log_safe
 from ..persist import _alerts as alerts_db
 from ..persist._admin import (
     ErasedCounts,
+    VideoCall,
     activity_since,
     erase_user,
     get_user_summary,
@@ -35,7 +37,7 @@ from ._errors import error_response
 from ._journey import build_journey, journey_json
 from ._json import json_body, json_response
 from ._services import AppServices, services
-from ._views import alert_json, event_json, summary_json, user_json
+from ._views import alert_json, event_json, queue_json, summary_json, user_json
 
 log = logging.getLogger(__name__)
 
@@ -118,7 +120,7 @@ def _is_text(value: str) -> bool:
     return True
 
 
-async def _body_user_id() -> str:
+async def _json_body() -> dict[str, Any]:
     if request.mimetype != "application/json":
         raise BadInput(
             "unsupported_media_type", "send a JSON body", None, status=415
@@ -126,7 +128,18 @@ async def _body_user_id() -> str:
     doc = await json_body()
     if not isinstance(doc, dict):
         raise BadInput("invalid_json", "body must be a JSON object")
-    return _check_user_id(doc.get("userId"), "userId")
+    return doc
+
+
+async def _body_user_id() -> str:
+    return _check_user_id((await _json_body()).get("userId"), "userId")
+
+
+def _flag(doc: dict[str, Any], name: str) -> bool:
+    value = doc.get(name, False)
+    if not isinstance(value, bool):
+        raise BadInput("invalid_field", f"{name} must be true or false", name)
+    return value
 
 
 # ---- users ------------------------------------------------------------------
@@ -140,6 +153,7 @@ async def me(admin: Admin) -> Response:
         {
             "tenant": {"id": admin.tenant.id, "name": admin.tenant.name},
             "name": admin.name,
+            "agentId": admin.agent_id,
             "expiresAt": int(admin.expires_at * 1000),
         }
     )
@@ -161,7 +175,7 @@ async def users(admin: Admin) -> Response:
 
     Query: ``scope`` (``live``, ``recent``: live and stored, default), ``tier``,
     ``needsSupport`` (true/false), ``activeWithinMin``, ``q`` (part of the
-    id or email), ``limit``.
+    id, email or name), ``limit``.
     """
     svc = services()
     scope = request.args.get("scope", "recent")
@@ -186,7 +200,8 @@ async def users(admin: Admin) -> Response:
             return False
         if query:
             email = (user["email"] or "").lower()
-            return query in user["userId"].lower() or query in email
+            name = (user["name"] or "").lower()
+            return query in user["userId"].lower() or query in email or query in name
         return True
 
     found: dict[str, dict[str, Any]] = {}
@@ -246,20 +261,31 @@ async def user(admin: Admin) -> Response:
     )
 
 
-def _page(rows: list[dict[str, Any]], limit: int) -> dict[str, Any]:
-    return {
-        "events": [event_json(r) for r in rows],
-        "nextBefore": rows[-1]["id"] if len(rows) == limit else None,
-    }
+def _page(rows: list[dict[str, Any]], limit: int, *, ascending: bool = False) -> dict[str, Any]:
+    full = len(rows) == limit
+    page: dict[str, Any] = {"events": [event_json(r) for r in rows]}
+    if ascending:
+        page["nextAfter"] = rows[-1]["id"] if full else None
+    else:
+        page["nextBefore"] = rows[-1]["id"] if full else None
+    return page
 
 
 @admin_api_routes.get("/user/events")
 @admin_api
 async def user_events(admin: Admin) -> Response:
-    """One user's events, newest first; ``before`` = the ``nextBefore`` of the last page."""
+    """One user's events, newest first; ``before`` = the ``nextBefore`` of the last page.
+
+    ``after`` = an event id: the events stored after it instead, oldest first,
+    and ``nextAfter`` to page on while the page was full (a timeline catching
+    up with everything that arrived since it last looked).
+    """
     svc = services()
     user_id = _user_id_arg()
     before = _int_arg("before", None, low=1)
+    after = _int_arg("after", None, low=0)
+    if before is not None and after is not None:
+        raise BadInput("invalid_field", "give before or after, not both", "after")
     limit = _int_arg("limit", DEFAULT_PAGE, low=1, high=MAX_PAGE) or DEFAULT_PAGE
     types = [t for t in (request.args.get("type") or "").split(",") if t]
     known = {t.value for t in EventType}
@@ -268,26 +294,41 @@ async def user_events(admin: Admin) -> Response:
             raise BadInput("invalid_field", f"unknown event type {t[:40]!r}", "type")
     rows = await svc.store.read(
         lambda conn: list_user_events(
-            conn, admin.tenant_id, user_id, before_id=before, limit=limit, types=types
+            conn,
+            admin.tenant_id,
+            user_id,
+            before_id=before,
+            after_id=after,
+            limit=limit,
+            types=types,
         )
     )
-    return json_response(_page(rows, limit))
+    return json_response(_page(rows, limit, ascending=after is not None))
 
 
 @admin_api_routes.get("/user/errors")
 @admin_api
 async def user_errors(admin: Admin) -> Response:
-    """One user's errors, newest first, paginated like the events."""
+    """One user's errors, newest first, paginated like the events (``before``, ``after``)."""
     svc = services()
     user_id = _user_id_arg()
     before = _int_arg("before", None, low=1)
+    after = _int_arg("after", None, low=0)
+    if before is not None and after is not None:
+        raise BadInput("invalid_field", "give before or after, not both", "after")
     limit = _int_arg("limit", DEFAULT_PAGE, low=1, high=MAX_PAGE) or DEFAULT_PAGE
     rows = await svc.store.read(
         lambda conn: list_user_events(
-            conn, admin.tenant_id, user_id, before_id=before, limit=limit, types=("error",)
+            conn,
+            admin.tenant_id,
+            user_id,
+            before_id=before,
+            after_id=after,
+            limit=limit,
+            types=("error",),
         )
     )
-    return json_response(_page(rows, limit))
+    return json_response(_page(rows, limit, ascending=after is not None))
 
 
 @admin_api_routes.get("/user/journey")
@@ -328,12 +369,9 @@ async def _user_known(svc: AppServices, tenant_id: int, user_id: str) -> bool:
     return bool(rows)
 
 
-@admin_api_routes.post("/user/acknowledge")
-@admin_api
-async def acknowledge_user(admin: Admin) -> Response:
-    """The admin has seen the user's support need: it clears, and so do their alerts."""
-    svc = services()
-    user_id = await _body_user_id()
+async def _acknowledge(svc: AppServices, admin: Admin, user_id: str) -> bool:
+    """Acknowledge the user's support need (their open alerts, their live state);
+    False if they have neither."""
     acknowledged = False
     notifier = _notifier(svc)
     if notifier is not None:
@@ -348,29 +386,206 @@ async def acknowledge_user(admin: Admin) -> Response:
             acknowledged = alert is not None
     if not acknowledged and svc.registry is not None:
         acknowledged = await svc.registry.acknowledge(admin.tenant_id, user_id, admin.name)
-    if not acknowledged:
+    return acknowledged
+
+
+@admin_api_routes.post("/user/acknowledge")
+@admin_api
+async def acknowledge_user(admin: Admin) -> Response:
+    """The admin has seen the user's support need: it clears, and so do their alerts."""
+    svc = services()
+    user_id = await _body_user_id()
+    if not await _acknowledge(svc, admin, user_id):
         return _not_found("no live user or open alert with that id")
     return json_response({"success": True, "userId": user_id, "by": admin.name})
 
 
-def _call_json(call: Any) -> dict[str, Any]:
+#: Users one bulk acknowledgement may name.
+MAX_BULK_USERS = 500
+
+
+@admin_api_routes.post("/users/acknowledge")
+@admin_api
+async def acknowledge_users(admin: Admin) -> Response:
+    """Acknowledge several users at once (``{"userIds": [...]}``, at most 500): the
+    dashboard's bulk acknowledge of a selection in the needs-help queue."""
+    svc = services()
+    ids = (await _json_body()).get("userIds")
+    if not isinstance(ids, list) or not ids or len(ids) > MAX_BULK_USERS:
+        raise BadInput(
+            "invalid_field", f"userIds must be a list of 1 to {MAX_BULK_USERS} user ids", "userIds"
+        )
+    user_ids = list(dict.fromkeys(_check_user_id(u, "userIds") for u in ids))
+    done: list[str] = []
+    missing: list[str] = []
+    for user_id in user_ids:
+        (done if await _acknowledge(svc, admin, user_id) else missing).append(user_id)
+    log.info("%s acknowledged %d users at once", log_safe(admin.name), len(done))
+    return json_response(
+        {"success": True, "acknowledged": done, "notFound": missing, "by": admin.name}
+    )
+
+
+# ---- claims and the queue -------------------------------------------------------
+
+
+def _claim_json(state: UserState) -> dict[str, Any]:
+    return {
+        "by": state.claimed_by,
+        "agentId": state.claimed_by_agent,
+        "at": None if state.claimed_at is None else int(state.claimed_at * 1000),
+    }
+
+
+def _claimed_elsewhere(state: UserState) -> Response:
+    error = BadInput(
+        "claimed", f"{state.claimed_by} is on it: they claimed this user", None, status=409
+    ).to_json()
+    error["claim"] = _claim_json(state)
+    return json_response(error, 409)
+
+
+async def _set_claim(svc: AppServices, admin: Admin, user_id: str, by: str | None) -> None:
+    notifier = _notifier(svc)
+    if notifier is not None:
+        await notifier.claim(admin.tenant_id, user_id, by, admin.agent_id)
+    elif svc.registry is not None:
+        await svc.registry.claim(admin.tenant_id, user_id, by, admin.agent_id)
+
+
+@admin_api_routes.post("/user/claim")
+@admin_api
+async def claim_user(admin: Admin) -> Response:
+    """ "I'm on it": the logged-in agent is helping the user (``{"userId"}``).
+
+    409 ``claimed`` if someone else already is (send ``"force": true`` to take
+    over), 409 ``nothing_to_claim`` if the user has no open support need.  A
+    claim ends when the user recovers or leaves, or with ``/user/unclaim``.
+    """
+    svc = services()
+    doc = await _json_body()
+    user_id = _check_user_id(doc.get("userId"), "userId")
+    force = _flag(doc, "force")
+    state = svc.registry.state(admin.tenant_id, user_id) if svc.registry else None
+    if state is None or not state.active:
+        if state is None and not await _user_known(svc, admin.tenant_id, user_id):
+            return _not_found()
+        return error_response(
+            BadInput(
+                "nothing_to_claim", "the user has no open support need to claim", None, status=409
+            )
+        )
+    if state.claimed_by_someone_else(admin.name, admin.agent_id) and not force:
+        return _claimed_elsewhere(state)
+    await _set_claim(svc, admin, user_id, admin.name)
+    log.info(
+        "%s claimed %s/%s%s",
+        log_safe(admin.name),
+        log_safe(admin.tenant.name),
+        log_safe(user_id),
+        f" from {log_safe(state.claimed_by)}" if state.claimed_by else "",
+    )
+    return json_response(
+        {
+            "success": True,
+            "userId": user_id,
+            "claimedBy": admin.name,
+            "takenOverFrom": state.claimed_by if state.claimed_by != admin.name else None,
+        }
+    )
+
+
+@admin_api_routes.post("/user/unclaim")
+@admin_api
+async def unclaim_user(admin: Admin) -> Response:
+    """Release the claim on the user (``{"userId"}``): nobody is on it any more."""
+    svc = services()
+    user_id = await _body_user_id()
+    state = svc.registry.state(admin.tenant_id, user_id) if svc.registry else None
+    if state is None:
+        return _not_found("no live user with that id")
+    if state.claimed_by is not None:
+        await _set_claim(svc, admin, user_id, None)
+        log.info(
+            "%s released %s's claim on %s",
+            log_safe(admin.name),
+            log_safe(state.claimed_by),
+            log_safe(user_id),
+        )
+    return json_response({"success": True, "userId": user_id, "was": state.claimed_by})
+
+
+@admin_api_routes.get("/queue")
+@admin_api
+async def queue(admin: Admin) -> Response:
+    """The needs-help queue: one row per live user with an open support need, first
+    to help first (docs/support.md).  Query: ``tier``, ``trigger``, ``unclaimed``
+    (true: only users nobody has claimed), ``limit`` (default 100), ``offset``."""
+    svc = services()
+    tier = request.args.get("tier") or None
+    if tier is not None and tier not in TIERS:
+        raise BadInput("invalid_field", f"tier must be one of {', '.join(TIERS)}", "tier")
+    raw_trigger = request.args.get("trigger") or None
+    try:
+        trigger = None if raw_trigger is None else Trigger(raw_trigger)
+    except ValueError:
+        known = ", ".join(t.value for t in Trigger)
+        raise BadInput("invalid_field", f"trigger must be one of {known}", "trigger") from None
+    keep = QueueFilter(tier, trigger, unclaimed=bool(_bool_arg("unclaimed")))
+    limit = _int_arg("limit", DEFAULT_PAGE, low=1, high=MAX_PAGE) or DEFAULT_PAGE
+    offset = _int_arg("offset", 0, low=0) or 0
+    states = svc.registry.states(admin.tenant_id) if svc.registry is not None else ()
+    settings = admin.tenant.settings
+    rows = ranked(states, settings, keep)
+    return json_response(
+        {
+            "serverTime": svc.wall_ms(),
+            "total": len(rows),
+            "offset": offset,
+            "users": [
+                queue_json(state, settings, offset + i + 1)
+                for i, state in enumerate(rows[offset : offset + limit])
+            ],
+        }
+    )
+
+
+def _call_json(call: VideoCall) -> dict[str, Any]:
     return {
         "id": call.id,
         "userId": call.user_id,
         "startedBy": call.started_by,
         "url": call.url,
         "startedAt": call.started_at,
+        # The invitation to the user's page: pending, joined, declined, ignored,
+        # replaced; None when none was sent (invitations off).
+        "invitation": call.invite_status,
+        "invitationAnsweredAt": call.invite_answered_at,
     }
 
 
 @admin_api_routes.post("/user/video-call")
 @admin_api
 async def start_video_call(admin: Admin) -> Response:
-    """The call link for the user (from the tenant's template), recorded with who started it."""
+    """The call link for the user (from the tenant's template), recorded with who started it;
+    unless the tenant switched them off, the user's own page is invited to it
+    (``invitation`` in the answer; its answer comes as a ``call`` message).
+
+    If another agent has claimed the user, the answer is 409 ``claimed`` (who,
+    since when) unless the body says ``"confirm": true``; an unclaimed user
+    with an open support need is claimed by whoever calls.
+    """
     svc = services()
-    user_id = await _body_user_id()
+    doc = await _json_body()
+    user_id = _check_user_id(doc.get("userId"), "userId")
+    confirm = _flag(doc, "confirm")
     if not await _user_known(svc, admin.tenant_id, user_id):
         return _not_found()
+    state = svc.registry.state(admin.tenant_id, user_id) if svc.registry else None
+    claimed = state is not None and state.claimed_by_someone_else(admin.name, admin.agent_id)
+    if claimed and not confirm:
+        assert state is not None
+        return _claimed_elsewhere(state)
     url = admin.tenant.video_call_url(user_id)
     if not url.startswith(("https://", "http://")):
         return error_response(
@@ -384,16 +599,45 @@ async def start_video_call(admin: Admin) -> Response:
     now_ms = svc.wall_ms()
     call = await svc.store.write(
         lambda conn: record_video_call(
-            conn, admin.tenant_id, user_id, started_by=admin.name, url=url, at_ms=now_ms
+            conn,
+            admin.tenant_id,
+            user_id,
+            started_by=admin.name,
+            url=url,
+            at_ms=now_ms,
+            agent_id=admin.agent_id,
         )
     )
+    settings = admin.tenant.settings
+    invitation = None
+    if svc.calls is not None and settings.call_invitations:
+        # The user's own page shows it: the same room, who calls, Join / Not now.
+        invitation = await svc.calls.invite(
+            admin.tenant_id,
+            user_id,
+            call.id,
+            agent=admin.name,
+            agent_id=admin.agent_id,
+            url=url,
+            timeout_s=settings.invite_timeout_s,
+        )
+    elif svc.notifier is not None:
+        await svc.notifier.call_not_invited(admin.tenant_id, user_id, call.id, admin.name)
     log.info(
         "video call with %s/%s started by %s",
         log_safe(admin.tenant.name),
         log_safe(user_id),
         log_safe(admin.name),
     )
-    return json_response({"success": True, "call": _call_json(call)})
+    if state is not None and state.active and state.claimed_by is None:
+        await _set_claim(svc, admin, user_id, admin.name)  # calling is helping
+    return json_response(
+        {
+            "success": True,
+            "call": _call_json(call),
+            "invitation": None if invitation is None else invitation.to_json(),
+        }
+    )
 
 
 @admin_api_routes.get("/user/video-calls")
@@ -486,6 +730,7 @@ def _live_alerts(svc: AppServices, tenant_id: int, user_id: str | None) -> list[
                     "id": None,
                     "userId": state.user_id,
                     "userEmail": state.email,
+                    "userName": state.name,
                     "tier": state.tier,
                     "route": state.current_route,
                     "trigger": trigger.value,
@@ -584,3 +829,49 @@ async def stats(admin: Admin) -> Response:
     figures["live"] = len(live)
     figures["needSupport"] = sum(1 for s in live if s.needs_support)
     return json_response({"serverTime": svc.wall_ms(), **figures})
+
+
+#: A day in ms (the "today" window starts at the admin's midnight).
+DAY_MS = 86_400_000
+
+
+def _window(alerts: list[Any], start: int, now: int) -> dict[str, Any]:
+    overall, agents = response_figures(
+        (a for a in alerts if a.opened_at >= start), now_ms=now, goal_ms=GOAL_MS
+    )
+    by_agent = sorted(agents.items(), key=lambda item: (-len(item[1].answered_ms), item[0]))
+    return {
+        "from": start,
+        "to": now,
+        "overall": overall.to_json(GOAL_MS),
+        "agents": [{"agent": name, **figures.to_json(GOAL_MS)} for name, figures in by_agent],
+    }
+
+
+@admin_api_routes.get("/stats/response")
+@admin_api
+async def response_stats(admin: Admin) -> Response:
+    """How fast users who needed help were answered (docs/support.md, "Response
+    times"): today's and the last 7 days' median and 90th percentile time to the
+    first response (claim, acknowledgement or call) against the 10-minute goal,
+    overall and per agent.  ``tzOffsetMin``: the admin's time zone as JavaScript's
+    ``getTimezoneOffset()`` gives it (minutes behind UTC), for where "today"
+    begins; default UTC."""
+    svc = services()
+    offset_ms = (_int_arg("tzOffsetMin", 0, low=-24 * 60, high=24 * 60) or 0) * 60_000
+    now = svc.wall_ms()
+    local_now = now - offset_ms
+    today = local_now - local_now % DAY_MS + offset_ms
+    week = now - 7 * DAY_MS
+    tenant_id = admin.tenant_id
+    alerts = await svc.store.read(
+        lambda conn: alerts_db.alerts_opened_since(conn, tenant_id, min(today, week))
+    )
+    return json_response(
+        {
+            "serverTime": now,
+            "goalMs": GOAL_MS,
+            "today": _window(alerts, today, now),
+            "last7Days": _window(alerts, week, now),
+        }
+    )

@@ -11,6 +11,8 @@ sends, on each subscriber's bounded queue:
 - ``user_left``: the session ended (or the user's data was erased);
 - ``trigger``: a support trigger fired or cleared, with its reason;
 - ``alert``: an alert opened, was acknowledged or resolved (Notifier);
+- ``call``: a video call's invitation to its user's page changed (sent,
+  shown on the page, joined, declined, ignored, replaced: the CallBoard);
 - ``settings``: the tenant's settings changed (``tippen-rt tenant set``), as
   ``GET /api/admin/settings`` answers them (a page reads that again with
   every snapshot, so one lost to a resync is not missed).
@@ -215,14 +217,21 @@ class Hub:
         """Every live user of a tenant, as JSON."""
         return [user_json(state) for state in self._registry.states(tenant_id)]
 
-    def snapshot(self, tenant_id: int, alerts: list[dict[str, Any]] | None = None) -> str:
-        """The ``snapshot`` message: every live user (and the open alerts given)."""
+    def snapshot(
+        self,
+        tenant_id: int,
+        alerts: list[dict[str, Any]] | None = None,
+        calls: list[dict[str, Any]] | None = None,
+    ) -> str:
+        """The ``snapshot`` message: every live user (and the open alerts and the
+        recent call invitations given)."""
         return _dumps(
             {
                 "type": "snapshot",
                 "serverTime": self._wall_ms(),
                 "users": self.live_users(tenant_id),
                 "alerts": alerts or [],
+                "calls": calls or [],
             }
         )
 
@@ -284,6 +293,10 @@ class Hub:
         self._broadcast(
             tenant_id, {"type": "alert", "event": alert_event(message), "alert": alert_json(alert)}
         )
+
+    def call_changed(self, invitation: Any) -> None:
+        """Take one change of a call invitation from the CallBoard."""
+        self._broadcast(invitation.tenant_id, {"type": "call", "call": invitation.to_json()})
 
     def settings_changed(self, tenant_id: int, settings: dict[str, Any]) -> None:
         """Tell the tenant's dashboards its settings now (``settings_json``)."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import re
 import sqlite3
+from typing import Any
 
 import trio
 from quart import Blueprint, Response, request
@@ -34,14 +35,20 @@ ACCEPTED_CONTENT_TYPES = ("application/json", "text/plain")
 RETRY_AFTER_S = "1"
 
 
+#: Set on the answers to a flagged user's batches: "ask for a call invitation
+#: every this many ms" (docs/support.md, "The invitation channel").
+POLL_HEADER = "X-Tippen-Poll"
+
+
 def _cors_headers(origin: str) -> dict[str, str]:
     """What a response to a cross-origin POST needs for the page to read it.
 
-    Retry-After is exposed so the tracker can honour it on 429 and 503.
+    Retry-After is exposed so the tracker can honour it on 429 and 503, and
+    X-Tippen-Poll so it knows to load the call invitation script.
     """
     return {
         "Access-Control-Allow-Origin": origin,
-        "Access-Control-Expose-Headers": "Retry-After",
+        "Access-Control-Expose-Headers": f"Retry-After, {POLL_HEADER}",
         "Vary": "Origin",
     }
 
@@ -166,6 +173,10 @@ async def _track(svc: AppServices, origin: str | None) -> Response:
                 status=403,
             )
         _check_identity(tenant, batch)
+        if _is_poll(batch):
+            # tippen-invite.js asking for an invitation (or answering one):
+            # nothing to store, nothing for the actor; answered from memory.
+            return await _poll(svc, tenant, batch, await _cors_for(origin, tenant))
         limit = tenant.settings.max_live_users
         registry = svc.registry
         if (
@@ -209,7 +220,47 @@ async def _track(svc: AppServices, origin: str | None) -> Response:
     body_out = {"success": True, "stored": result.stored, "analyzed": True}
     if result.duplicate:
         body_out["duplicate"] = True
-    return json_response(body_out, 200, await _cors_for(origin, tenant))
+    headers = await _cors_for(origin, tenant)
+    _flag_poll(svc, tenant, batch.user_id, headers)
+    return json_response(body_out, 200, headers)
+
+
+def _is_poll(batch: Batch) -> bool:
+    """An empty batch without an id: the invitation script's question (maybe
+    carrying an answer), never stored."""
+    return not batch.events and batch.batch_id is None
+
+
+def _flag_poll(svc: AppServices, tenant: Tenant, user_id: str, headers: dict[str, str]) -> bool:
+    """Tell the page to ask for call invitations (``X-Tippen-Poll``) while its
+    user is flagged: an open support episode, or an invitation waiting."""
+    board = svc.calls
+    if board is None or not tenant.settings.call_invitations:
+        return False
+    flagged = board.pending(tenant.id, user_id) is not None
+    if not flagged and svc.registry is not None:
+        state = svc.registry.state(tenant.id, user_id)
+        flagged = state is not None and bool(state.active)
+    if flagged:
+        headers[POLL_HEADER] = str(int(svc.settings.invite_poll_s * 1000))
+    return flagged
+
+
+async def _poll(
+    svc: AppServices, tenant: Tenant, batch: Batch, headers: dict[str, str]
+) -> Response:
+    body: dict[str, Any] = {"success": True, "stored": 0, "analyzed": False}
+    board = svc.calls
+    if board is not None and batch.invite_answer is not None:
+        call_id, answer = batch.invite_answer
+        answered = await board.answer(tenant.id, batch.user_id, call_id, answer)
+        body["answered"] = answered is not None
+    if _flag_poll(svc, tenant, batch.user_id, headers) and board is not None:
+        waiting = board.pending(tenant.id, batch.user_id)
+        if waiting is not None:
+            waiting = await board.delivered(waiting)
+            body["invite"] = waiting.for_page(svc.wall_ms())
+    return json_response(body, 200, headers)
 
 
 async def _cors_for(origin: str | None, tenant: Tenant | None) -> dict[str, str]:

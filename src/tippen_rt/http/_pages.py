@@ -30,6 +30,7 @@ from ._auth import (
     site_origin,
 )
 from ._errors import error_response
+from ._export import export_routes
 from ._hub import Hub, Subscriber
 from ._services import AppServices, services
 from ._tracker_assets import asset_response, load_asset
@@ -59,6 +60,7 @@ def install_dashboard(app: Quart, svc: AppServices) -> None:
     """Login, the admin API, the pages and the WebSocket, on ``app``."""
     install_auth(app, svc)
     app.register_blueprint(admin_api_routes)
+    app.register_blueprint(export_routes)
     app.register_blueprint(pages)
 
 
@@ -128,7 +130,8 @@ async def _alerts_now(svc: AppServices, tenant_id: int) -> list[dict[str, Any]]:
 
 
 async def _snapshot(svc: AppServices, hub: Hub, tenant_id: int) -> str:
-    return hub.snapshot(tenant_id, await _alerts_now(svc, tenant_id))
+    calls = [] if svc.calls is None else [i.to_json() for i in svc.calls.recent(tenant_id)]
+    return hub.snapshot(tenant_id, await _alerts_now(svc, tenant_id), calls)
 
 
 @pages.websocket("/ws/admin")

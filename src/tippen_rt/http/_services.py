@@ -13,6 +13,7 @@ from quart import current_app
 
 from ..actors import Feed, RecoveryReport, Registry, Snapshotter
 from ..alerts import Notifier, SlackDefaults
+from ..calls import CallBoard
 from ..config import Settings
 from ..events import Batch, Limits
 from ..observe import GcPauses, LoopLagProbe
@@ -66,6 +67,8 @@ class AppServices:
     notifier: Notifier | None = None
     #: Loop-lag and GC probes for /metrics (None: not running).
     probes: Probes | None = None
+    #: Video call invitations waiting for their user's answer (None: none are sent).
+    calls: CallBoard | None = None
 
     #: Rate limits and the in-flight count of the ingest endpoint.
     guards: IngestGuards = field(init=False)

@@ -14,9 +14,10 @@ Without ``--demo`` those paths are 404.
 
 Files come from the package itself (``tippen_rt/tracker/``, found with
 :mod:`importlib.resources`, so an installed wheel serves them as a source
-checkout does), read once per process.  The tracker
-is served without its comment lines and indentation (:func:`compact_script`):
-the commented source is for people, and every byte is downloaded by every page.
+checkout does), read once per process.  The scripts are served without their
+comments, indentation and the spaces between tokens that need none
+(:func:`compact_script`): the commented source is for people, and every byte
+is downloaded by every page.
 """
 
 from __future__ import annotations
@@ -42,16 +43,30 @@ from ..demo import (
 from ..events import BadInput
 from ..tenants import Tenant
 from ._auth import site_origin
+from ._compact_js import compact_script
 from ._errors import error_response
 from ._json import json_body, json_response
 from ._services import services
 
-__all__ = ["TRACKER_PATH", "Asset", "compact_script", "tracker_assets", "tracker_dir"]
+__all__ = [
+    "INVITE_PATH",
+    "TRACKER_PATH",
+    "Asset",
+    "compact_script",
+    "tracker_assets",
+    "tracker_dir",
+]
 
 tracker_assets = Blueprint("tracker_assets", __name__)
 
 TRACKER_PATH = "/tippen-app-tracker.js"
 TRACKER_FILE = "tippen-app-tracker.js"
+#: The tracker's second script: call invitations, loaded only while its user
+#: is flagged (docs/support.md), from the directory the tracker came from.
+INVITE_PATH = "/tippen-invite.js"
+INVITE_FILE = "tippen-invite.js"
+#: Served compacted, like the tracker.
+_COMPACTED = frozenset({TRACKER_FILE, INVITE_FILE})
 DEMO_INDEX = "index.html"
 #: Short, because the script's URL carries no version; the ETag makes the
 #: revalidation after that a 304 without a body.
@@ -70,20 +85,8 @@ _ASSET_NAME = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9_.-]{0,100}$")
 _PLACEHOLDER = re.compile(r"\{\{(\w+)\}\}")
 
 
-def compact_script(source: str) -> str:
-    """``source`` without comment lines, indentation and blank lines.
-
-    Line breaks stay, so the code means exactly what it did (no semicolons are
-    inserted or lost), and end-of-line comments stay.  Safe for a script with
-    no template literal or string spanning lines, as the tracker is (its tests
-    check that, and run the compacted script in a browser).
-    """
-    lines = (line.strip() for line in source.splitlines())
-    return "\n".join(line for line in lines if line and not line.startswith("//")) + "\n"
-
-
 def tracker_dir() -> Traversable:
-    """The package's ``tracker/`` directory: the script and the sample app (``examples/``)."""
+    """The package's ``tracker/`` directory: the scripts and the sample app (``examples/``)."""
     return files("tippen_rt") / "tracker"
 
 
@@ -124,7 +127,7 @@ async def load_asset(resource: Traversable) -> Asset | None:
             body = await trio.to_thread.run_sync(resource.read_bytes)
         except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
             return None
-        if resource.name == TRACKER_FILE:
+        if resource.name in _COMPACTED:
             body = compact_script(body.decode()).encode()
         asset = _cache[key] = Asset.of(body, content_type)
     return asset
@@ -174,6 +177,15 @@ async def tracker_script() -> Response:
     return asset_response(asset, SCRIPT_CACHE_CONTROL, any_origin=True)
 
 
+@tracker_assets.get(INVITE_PATH)
+async def invite_script() -> Response:
+    """The call invitation script the tracker loads while its user is flagged."""
+    asset = await load_asset(tracker_dir() / INVITE_FILE)
+    if asset is None:
+        return _not_found(f"{INVITE_FILE} (the installed package has no tracker/ directory)")
+    return asset_response(asset, SCRIPT_CACHE_CONTROL, any_origin=True)
+
+
 async def _demo_tenant() -> Tenant | None:
     tenants = services().tenants
     for attempt in range(2):
@@ -190,7 +202,7 @@ async def _demo_tenant() -> Tenant | None:
 async def demo_app(_route: str = "") -> Response:
     """The sample app, with the demo tenant's API key in its script tag.
 
-    Query parameters ``user``, ``email``, ``tier``, ``flush`` and ``heartbeat``
+    Query parameters ``user``, ``email``, ``name``, ``tier``, ``flush`` and ``heartbeat``
     (ms) and ``endpoint`` fill the matching ``data-tippen-*`` attributes, to try
     several users at once, to watch batches go out faster, or to send them
     elsewhere.
@@ -214,6 +226,7 @@ async def demo_app(_route: str = "") -> Response:
         "api_key": tenant.api_key,
         "user_id": args.get("user", "demo-user"),
         "user_email": args.get("email", "demo@example.com"),
+        "user_name": args.get("name", ""),
         "tier": tier,
         "flush_ms": args.get("flush", ""),
         "heartbeat_ms": args.get("heartbeat", "" if heartbeat_ms is None else str(heartbeat_ms)),

@@ -19,17 +19,30 @@ from ..alerts import (
     PRESENCE_THRESHOLDS,
     TRIGGER_THRESHOLDS,
     SlackDefaults,
+    call_invitations_in_words,
     describe_slack,
     fires_when,
     identity_mode,
     origin_rule_in_words,
+    person_in_words,
     rate_limit_in_words,
+    severity_of,
     threshold_in_words,
+    tier_weights_in_words,
     tiers_in_words,
+    waiting_since,
 )
+from ..events import TIERS
 from ..tenants import TRIGGERS, Tenant, TenantSettings
 
-__all__ = ["alert_json", "event_json", "settings_json", "summary_json", "user_json"]
+__all__ = [
+    "alert_json",
+    "event_json",
+    "queue_json",
+    "settings_json",
+    "summary_json",
+    "user_json",
+]
 
 #: Error messages are cut to this in lists (the events API has them whole).
 SHORT_MESSAGE_CHARS = 300
@@ -47,6 +60,7 @@ def user_json(state: UserState) -> dict[str, Any]:
     return {
         "userId": state.user_id,
         "email": state.email,
+        "name": state.name,
         "tier": state.tier,
         "live": True,
         "sessionStartedAt": _ms(state.session_started_at),
@@ -76,6 +90,21 @@ def user_json(state: UserState) -> dict[str, Any]:
         ],
         "acknowledgedAt": _ms(state.acknowledged_at),
         "acknowledgedBy": state.acknowledged_by,
+        "claimedBy": state.claimed_by,
+        "claimedByAgent": state.claimed_by_agent,
+        "claimedAt": _ms(state.claimed_at),
+    }
+
+
+def queue_json(state: UserState, settings: TenantSettings, rank: int) -> dict[str, Any]:
+    """A user in the needs-help queue: the live state, where they rank and why."""
+    return {
+        **user_json(state),
+        "rank": rank,
+        "person": person_in_words(state.name, state.email, state.user_id),
+        "tierWeight": settings.tier_weight(state.tier),
+        "severity": severity_of(state),
+        "waitingSince": _ms(waiting_since(state)),
     }
 
 
@@ -92,6 +121,7 @@ def summary_json(row: Mapping[str, Any]) -> dict[str, Any]:
     return {
         "userId": row["user_id"],
         "email": row["user_email"],
+        "name": row["user_name"],
         "tier": row["subscription_tier"],
         "live": False,
         "presence": "gone",
@@ -223,4 +253,15 @@ def settings_json(tenant: Tenant, slack_defaults: SlackDefaults) -> dict[str, An
         "slackMaxPerMinute": _threshold(s, "slack_max_per_minute"),
         "maxLiveUsers": _threshold(s, "max_live_users"),
         "videoCallTemplate": s.video_call_template,
+        "callInvitations": {
+            "on": s.call_invitations,
+            "timeout": _threshold(s, "invite_timeout_s"),
+            "inWords": call_invitations_in_words(s),
+        },
+        # The needs-help queue's order (the dashboard sorts with it): docs/support.md.
+        "queue": {
+            "tierWeights": {tier: s.tier_weight(tier) for tier in TIERS},
+            "severity": {t.value: t.severity for t in Trigger},
+            "inWords": tier_weights_in_words(s),
+        },
     }

@@ -18,6 +18,7 @@ from ._agents import (
     remove_agent,
 )
 from ._alerts import (
+    CALL_STATUSES,
     DISABLED,
     FAILED,
     PENDING,
@@ -34,6 +35,7 @@ from ._alerts import (
     Opened,
     acknowledge_alert,
     alert_by_id,
+    claim_alerts,
     count_alerts,
     delete_user_alerts,
     get_alert,
@@ -47,6 +49,8 @@ from ._alerts import (
     mark_updated,
     open_alert,
     record_attempt_error,
+    record_call,
+    release_held_back,
     resolve_alerts,
     undelivered_alert_ids,
 )
@@ -89,6 +93,7 @@ if TYPE_CHECKING:
     from ._snapshot_redis import RedisSnapshotStore
 
 __all__ = [
+    "CALL_STATUSES",
     "DISABLED",
     "FAILED",
     "MAX_KEY_OVERLAP_S",
@@ -131,6 +136,7 @@ __all__ = [
     "alert_by_id",
     "backup_database",
     "check_schema",
+    "claim_alerts",
     "connect",
     "count_alerts",
     "count_events",
@@ -160,7 +166,9 @@ __all__ = [
     "open_database",
     "read_served_settings",
     "record_attempt_error",
+    "record_call",
     "record_served_settings",
+    "release_held_back",
     "remove_agent",
     "remove_tenant",
     "resolve_alerts",

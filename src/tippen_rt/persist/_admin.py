@@ -19,6 +19,7 @@ __all__ = [
     "VideoCall",
     "activity_since",
     "erase_user",
+    "export_summaries",
     "get_user_summary",
     "list_journey_events",
     "list_user_events",
@@ -26,6 +27,8 @@ __all__ = [
     "list_video_calls",
     "load_or_create_secret",
     "load_revoked_sessions",
+    "pending_invitations",
+    "record_invitation",
     "record_video_call",
     "revoke_session",
 ]
@@ -44,7 +47,7 @@ _SUMMARY_COLUMNS = (
     "user_id, user_email, subscription_tier, first_seen_at, last_active_at, current_route,"
     " time_on_current_page, total_events, total_errors, session_started_at, session_events,"
     " session_errors, last_error_at, needs_support, support_reasons, support_triggered_at,"
-    " session_open, updated_at"
+    " session_open, updated_at, user_name"
 )
 
 
@@ -124,6 +127,19 @@ def list_user_summaries(
     )
 
 
+def export_summaries(
+    conn: sqlite3.Connection, tenant_id: int, *, after_user: str | None, limit: int
+) -> list[Row]:
+    """A page of a tenant's summaries for the CSV export, by user id after ``after_user``."""
+    return _rows(
+        conn.execute(
+            f"SELECT {_SUMMARY_COLUMNS} FROM user_activity_summary"
+            " WHERE tenant_id = ? AND user_id > ? ORDER BY user_id LIMIT ?",
+            (tenant_id, after_user or "", limit),
+        )
+    )
+
+
 def get_user_summary(conn: sqlite3.Connection, tenant_id: int, user_id: str) -> Row | None:
     """One user's summary row, or None."""
     rows = _rows(
@@ -142,23 +158,33 @@ def list_user_events(
     user_id: str,
     *,
     before_id: int | None = None,
+    after_id: int | None = None,
     limit: int = 100,
     types: Sequence[str] = (),
 ) -> list[Row]:
-    """A page of one user's events, newest first (keyset pagination by id)."""
+    """A page of one user's events, newest first (keyset pagination by id).
+
+    With ``after_id``: the events stored after that one, oldest first, so a
+    page that shows the newest events can catch up with every one that
+    arrived since, page by page, however many they are.
+    """
     where = ["tenant_id = ?", "user_id = ?"]
     params: list[Any] = [tenant_id, user_id]
     if before_id is not None:
         where.append("id < ?")
         params.append(before_id)
+    if after_id is not None:
+        where.append("id > ?")
+        params.append(after_id)
     if types:
         where.append(f"event_type IN ({', '.join('?' for _ in types)})")
         params.extend(types)
     params.append(limit)
+    order = "ASC" if after_id is not None else "DESC"
     return _rows(
         conn.execute(
             f"SELECT {_EVENT_COLUMNS} FROM user_activity_events"
-            f" WHERE {' AND '.join(where)} ORDER BY id DESC LIMIT ?",
+            f" WHERE {' AND '.join(where)} ORDER BY id {order} LIMIT ?",
             params,
         )
     )
@@ -202,7 +228,7 @@ def list_journey_events(
 
 @dataclass(frozen=True, slots=True)
 class VideoCall:
-    """A video call an admin started with a user."""
+    """A video call an admin started with a user, and its invitation to the user's page."""
 
     id: int
     tenant_id: int
@@ -210,6 +236,19 @@ class VideoCall:
     started_by: str
     url: str
     started_at: int
+    agent_id: int = 0
+    #: ``pending``, ``joined``, ``declined``, ``ignored`` or ``replaced``; None:
+    #: no invitation (the tenant switched them off).
+    invite_status: str | None = None
+    invite_expires_at: int | None = None
+    invite_delivered_at: int | None = None
+    invite_answered_at: int | None = None
+
+
+_CALL_COLUMNS = (
+    "id, tenant_id, user_id, started_by, url, started_at, agent_id, invite_status,"
+    " invite_expires_at, invite_delivered_at, invite_answered_at"
+)
 
 
 def record_video_call(
@@ -220,14 +259,15 @@ def record_video_call(
     started_by: str,
     url: str,
     at_ms: int,
+    agent_id: int = 0,
 ) -> VideoCall:
     """Remember that ``started_by`` started a call with ``user_id``."""
     cur = conn.execute(
-        "INSERT INTO video_calls (tenant_id, user_id, started_by, url, started_at)"
-        " VALUES (?, ?, ?, ?, ?)",
-        (tenant_id, user_id, started_by, url, at_ms),
+        "INSERT INTO video_calls (tenant_id, user_id, started_by, url, started_at, agent_id)"
+        " VALUES (?, ?, ?, ?, ?, ?)",
+        (tenant_id, user_id, started_by, url, at_ms, agent_id),
     )
-    return VideoCall(cur.lastrowid or 0, tenant_id, user_id, started_by, url, at_ms)
+    return VideoCall(cur.lastrowid or 0, tenant_id, user_id, started_by, url, at_ms, agent_id)
 
 
 def list_video_calls(
@@ -237,9 +277,38 @@ def list_video_calls(
     return [
         VideoCall(*row)
         for row in conn.execute(
-            "SELECT id, tenant_id, user_id, started_by, url, started_at FROM video_calls"
+            f"SELECT {_CALL_COLUMNS} FROM video_calls"
             " WHERE tenant_id = ? AND user_id = ? ORDER BY id DESC LIMIT ?",
             (tenant_id, user_id, limit),
+        )
+    ]
+
+
+def record_invitation(
+    conn: sqlite3.Connection,
+    call_id: int,
+    status: str,
+    *,
+    expires_at: int | None = None,
+    delivered_at: int | None = None,
+    answered_at: int | None = None,
+) -> None:
+    """The invitation of call ``call_id`` as it is now."""
+    conn.execute(
+        "UPDATE video_calls SET invite_status = ?,"
+        " invite_expires_at = coalesce(?, invite_expires_at),"
+        " invite_delivered_at = coalesce(?, invite_delivered_at),"
+        " invite_answered_at = coalesce(?, invite_answered_at) WHERE id = ?",
+        (status, expires_at, delivered_at, answered_at, call_id),
+    )
+
+
+def pending_invitations(conn: sqlite3.Connection) -> list[VideoCall]:
+    """Every call whose invitation still waits for its answer (after a restart)."""
+    return [
+        VideoCall(*row)
+        for row in conn.execute(
+            f"SELECT {_CALL_COLUMNS} FROM video_calls WHERE invite_status = 'pending' ORDER BY id"
         )
     ]
 

@@ -42,12 +42,28 @@ USER_LEFT: Final = "user_left"
 SUPERSEDED: Final = "superseded"
 SWITCHED_OFF: Final = "switched_off"
 
+#: How a call's invitation stands on the alerts of its user: ``invited`` (on
+#: its way to the user's page), ``shown`` (the page received it), ``joined``,
+#: ``declined``, ``ignored`` (no answer in time), ``replaced`` (a newer call),
+#: ``not_invited`` (the tenant switched invitations off).
+CALL_STATUSES: Final = (
+    "invited",
+    "shown",
+    "joined",
+    "declined",
+    "ignored",
+    "replaced",
+    "not_invited",
+)
+
 _COLUMNS = (
     "id, tenant_id, user_id, trigger, reason, user_email, tier, route, time_on_page_ms,"
     " total_events, total_errors, last_active_at, opened_at, resolved_at, resolution,"
     " acknowledged_at, acknowledged_by, delivery_status, attempts, last_error,"
     " slack_channel, slack_ts, suppressed_count, revision, slack_needs_update,"
-    " created_at, updated_at"
+    " created_at, updated_at, user_name, pending_since, claimed_by, claimed_at,"
+    " first_claimed_by, first_claimed_at, first_call_at, first_call_by, call_id, call_by,"
+    " call_status, call_updated_at"
 )
 
 
@@ -93,6 +109,34 @@ class Alert:
     slack_needs_update: bool
     created_at: int
     updated_at: int
+    #: The user's display name when the trigger fired (``userName``), or None.
+    user_name: str | None = None
+    #: Since when it waits to be posted, if not since ``created_at``: a trigger
+    #: held back by the rate limit, posted after the message that held it back
+    #: failed (its retry window starts then).
+    pending_since: int | None = None
+    #: Who is helping the user now ("I'm on it"), since when; None when nobody
+    #: (released).  An alert opened while its user was claimed is claimed too.
+    claimed_by: str | None = None
+    claimed_at: int | None = None
+    #: The first claim, kept when it is released or taken over: the time to
+    #: first claim is ``first_claimed_at - opened_at``.
+    first_claimed_by: str | None = None
+    first_claimed_at: int | None = None
+    #: The first video call started while it was open (time to first call).
+    first_call_at: int | None = None
+    first_call_by: str | None = None
+    #: The latest such call (``video_calls.id``), who started it, and how its
+    #: invitation to the user's page stands: :data:`CALL_STATUSES`.
+    call_id: int | None = None
+    call_by: str | None = None
+    call_status: str | None = None
+    call_updated_at: int | None = None
+
+    @property
+    def waiting_since(self) -> int:
+        """When its Slack delivery began: the start of its retry window."""
+        return self.created_at if self.pending_since is None else self.pending_since
 
     @property
     def status(self) -> AlertStatus:
@@ -104,6 +148,28 @@ class Alert:
         return "open"
 
     @property
+    def response(self) -> tuple[int, str] | None:
+        """(ms from opening to the first response, who responded): the first of
+        the first claim, the acknowledgement and the first video call; None if
+        nobody has responded."""
+        done = [
+            (at, by or "an admin")
+            for at, by in (
+                (self.first_claimed_at, self.first_claimed_by),
+                (self.acknowledged_at, self.acknowledged_by),
+                (self.first_call_at, self.first_call_by),
+            )
+            if at is not None
+        ]
+        if not done:
+            return None
+        at, by = min(done, key=lambda d: d[0])
+        return max(0, at - self.opened_at), by
+
+    def _since_opened(self, at: int | None) -> int | None:
+        return None if at is None else max(0, at - self.opened_at)
+
+    @property
     def suppressed(self) -> bool:
         """True if the rate limit kept this alert off Slack."""
         return self.delivery_status == SUPPRESSED
@@ -112,6 +178,13 @@ class Alert:
         """A JSON-ready dict of every field plus ``status``."""
         data = asdict(self)
         data["status"] = self.status
+        # Response times (docs/support.md): each from when it opened.
+        response = self.response
+        data["time_to_claim_ms"] = self._since_opened(self.first_claimed_at)
+        data["time_to_acknowledge_ms"] = self._since_opened(self.acknowledged_at)
+        data["time_to_call_ms"] = self._since_opened(self.first_call_at)
+        data["time_to_response_ms"] = None if response is None else response[0]
+        data["responded_by"] = None if response is None else response[1]
         return data
 
 
@@ -137,6 +210,10 @@ class NewAlert:
     total_errors: int
     last_active_at: int
     opened_at: int
+    user_name: str | None = None
+    #: The user's claim when the trigger fired (they are already being helped).
+    claimed_by: str | None = None
+    claimed_at: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,8 +259,9 @@ def open_alert(
     cur = conn.execute(
         "INSERT INTO support_alerts (tenant_id, user_id, trigger, reason, user_email, tier,"
         " route, time_on_page_ms, total_events, total_errors, last_active_at, opened_at,"
-        " delivery_status, created_at, updated_at)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        " delivery_status, created_at, updated_at, user_name, claimed_by, claimed_at,"
+        " first_claimed_by, first_claimed_at)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (
             new.tenant_id,
             new.user_id,
@@ -200,17 +278,18 @@ def open_alert(
             status,
             now,
             now,
+            new.user_name,
+            new.claimed_by,
+            new.claimed_at,
+            new.claimed_by,
+            # already being helped when it opened: claimed at once
+            None if new.claimed_by is None else new.opened_at,
         ),
     )
     alert_id = cur.lastrowid
     assert alert_id is not None
     if status == PENDING:
-        conn.execute(
-            "INSERT INTO alert_rate_limits (tenant_id, user_id, last_sent_at, alert_id)"
-            " VALUES (?, ?, ?, ?) ON CONFLICT (tenant_id, user_id) DO UPDATE SET"
-            " last_sent_at = excluded.last_sent_at, alert_id = excluded.alert_id",
-            (new.tenant_id, new.user_id, new.opened_at, alert_id),
-        )
+        _take_slot(conn, new.tenant_id, new.user_id, new.opened_at, alert_id)
     covering = None
     if covering_id is not None:
         conn.execute(
@@ -222,6 +301,18 @@ def open_alert(
     alert = alert_by_id(conn, alert_id)
     assert alert is not None
     return Opened(alert, covering, superseded)
+
+
+def _take_slot(
+    conn: sqlite3.Connection, tenant_id: int, user_id: str, at: int, alert_id: int
+) -> None:
+    """The user's rate-limit slot: their last Slack message went out at ``at``."""
+    conn.execute(
+        "INSERT INTO alert_rate_limits (tenant_id, user_id, last_sent_at, alert_id)"
+        " VALUES (?, ?, ?, ?) ON CONFLICT (tenant_id, user_id) DO UPDATE SET"
+        " last_sent_at = excluded.last_sent_at, alert_id = excluded.alert_id",
+        (tenant_id, user_id, at, alert_id),
+    )
 
 
 def _supersede(conn: sqlite3.Connection, new: NewAlert, now: int) -> tuple[Alert, ...]:
@@ -332,6 +423,81 @@ def acknowledge_alert(
     return out
 
 
+def claim_alerts(
+    conn: sqlite3.Connection, tenant_id: int, user_id: str, by: str | None, *, now: int
+) -> list[Alert]:
+    """``by`` is helping the user now (None: nobody; the claim was released).
+
+    Marks every unresolved alert of the user; the first claim of each alert is
+    kept for its response time.  Returns the alerts that changed.
+    """
+    ids = [
+        int(r[0])
+        for r in conn.execute(
+            "SELECT id FROM support_alerts WHERE tenant_id = ? AND user_id = ?"
+            " AND resolved_at IS NULL AND claimed_by IS NOT ? ORDER BY id",
+            (tenant_id, user_id, by),
+        )
+    ]
+    out: list[Alert] = []
+    for alert_id in ids:
+        conn.execute(
+            "UPDATE support_alerts SET claimed_by = ?, claimed_at = ?,"
+            " first_claimed_by = coalesce(first_claimed_by, ?),"
+            " first_claimed_at = coalesce(first_claimed_at, ?), revision = revision + 1,"
+            " slack_needs_update = (slack_ts IS NOT NULL OR delivery_status = 'pending'),"
+            " updated_at = ? WHERE id = ?",
+            (by, None if by is None else now, by, None if by is None else now, now, alert_id),
+        )
+        alert = alert_by_id(conn, alert_id)
+        if alert is not None:
+            out.append(alert)
+    return out
+
+
+def record_call(
+    conn: sqlite3.Connection,
+    tenant_id: int,
+    user_id: str,
+    call_id: int,
+    by: str,
+    status: str,
+    *,
+    now: int,
+) -> list[Alert]:
+    """Call ``call_id`` by ``by`` now stands at ``status`` (:data:`CALL_STATUSES`).
+
+    A new call marks the user's unresolved alerts (keeping each one's first
+    call for its response time); a change of its invitation marks the alerts
+    it marked, resolved since or not.  Returns the alerts that changed.
+    """
+    if status not in CALL_STATUSES:
+        raise ValueError(f"unknown call status {status!r}")
+    started = status in ("invited", "not_invited")
+    ids = [
+        int(r[0])
+        for r in conn.execute(
+            "SELECT id FROM support_alerts WHERE tenant_id = ? AND user_id = ?"
+            " AND (call_id = ? OR (? AND resolved_at IS NULL)) ORDER BY id",
+            (tenant_id, user_id, call_id, started),
+        )
+    ]
+    out: list[Alert] = []
+    for alert_id in ids:
+        conn.execute(
+            "UPDATE support_alerts SET first_call_at = coalesce(first_call_at, ?),"
+            " first_call_by = coalesce(first_call_by, ?), call_id = ?, call_by = ?,"
+            " call_status = ?, call_updated_at = ?, revision = revision + 1,"
+            " slack_needs_update = (slack_ts IS NOT NULL OR delivery_status = 'pending'),"
+            " updated_at = ? WHERE id = ?",
+            (now, by, call_id, by, status, now, now, alert_id),
+        )
+        alert = alert_by_id(conn, alert_id)
+        if alert is not None:
+            out.append(alert)
+    return out
+
+
 def alert_by_id(conn: sqlite3.Connection, alert_id: int) -> Alert | None:
     """Alert ``alert_id`` of any tenant (for the notifier; admins use :func:`get_alert`)."""
     row = conn.execute(
@@ -384,6 +550,41 @@ def list_alerts(
         params.append(before_id)
     sql += " ORDER BY id DESC LIMIT ?"
     params.append(max(0, limit))
+    return [_row_to_alert(r) for r in conn.execute(sql, params)]
+
+
+def alerts_opened_since(conn: sqlite3.Connection, tenant_id: int, since_ms: int) -> list[Alert]:
+    """A tenant's alerts opened at or after ``since_ms`` (for response times)."""
+    return [
+        _row_to_alert(r)
+        for r in conn.execute(
+            f"SELECT {_COLUMNS} FROM support_alerts WHERE tenant_id = ? AND opened_at >= ?",
+            (tenant_id, since_ms),
+        )
+    ]
+
+
+def export_alerts(
+    conn: sqlite3.Connection,
+    tenant_id: int,
+    *,
+    after_id: int,
+    limit: int,
+    opened_from: int | None = None,
+    opened_to: int | None = None,
+) -> list[Alert]:
+    """A page of a tenant's alerts for the CSV export: ids after ``after_id``,
+    oldest first, opened within [``opened_from``, ``opened_to``) if given."""
+    sql = f"SELECT {_COLUMNS} FROM support_alerts WHERE tenant_id = ? AND id > ?"
+    params: list[Any] = [tenant_id, after_id]
+    if opened_from is not None:
+        sql += " AND opened_at >= ?"
+        params.append(opened_from)
+    if opened_to is not None:
+        sql += " AND opened_at < ?"
+        params.append(opened_to)
+    sql += " ORDER BY id LIMIT ?"
+    params.append(limit)
     return [_row_to_alert(r) for r in conn.execute(sql, params)]
 
 
@@ -489,6 +690,38 @@ def mark_failed(
     )
     conn.execute("DELETE FROM alert_rate_limits WHERE alert_id = ?", (alert_id,))
     return alert_by_id(conn, alert_id)
+
+
+def release_held_back(conn: sqlite3.Connection, failed: Alert, *, now: int) -> Alert | None:
+    """After ``failed`` was given up: the next trigger of its user that the rate
+    limit held back while ``failed`` was the latest message (and that still
+    needs help) goes out instead.
+
+    It becomes ``pending`` with the user's rate-limit slot from ``now``, its
+    retry window starting now; it counts the triggers held back after it.
+    Returns it, or None when there is none, or when a later message of the
+    user went out meanwhile.  Triggers the tenant's Slack budget held back
+    (counted in a digest) are not among them.
+    """
+    held = [
+        (int(r[0]), r[1])
+        for r in conn.execute(
+            "SELECT id, delivery_status FROM support_alerts WHERE tenant_id = ? AND user_id = ?"
+            " AND id > ? AND (delivery_status IN ('pending', 'sent') OR (delivery_status ="
+            " 'suppressed' AND last_error IS NULL AND resolved_at IS NULL)) ORDER BY id",
+            (failed.tenant_id, failed.user_id, failed.id),
+        )
+    ]
+    if not held or any(status != SUPPRESSED for _, status in held):
+        return None
+    next_id = held[0][0]
+    conn.execute(
+        "UPDATE support_alerts SET delivery_status = 'pending', pending_since = ?,"
+        " suppressed_count = ?, revision = revision + 1, updated_at = ? WHERE id = ?",
+        (now, len(held) - 1, now, next_id),
+    )
+    _take_slot(conn, failed.tenant_id, failed.user_id, now, next_id)
+    return alert_by_id(conn, next_id)
 
 
 def give_up_update(

@@ -9,16 +9,17 @@ import orjson
 
 _UPSERT = """
 INSERT INTO user_activity_summary (
-    tenant_id, user_id, user_email, subscription_tier, first_seen_at, last_active_at,
+    tenant_id, user_id, user_email, user_name, subscription_tier, first_seen_at, last_active_at,
     current_route, time_on_current_page, total_events, total_errors,
     session_started_at, session_events, session_errors, last_error_at,
     needs_support, support_reasons, support_triggered_at, session_open, updated_at)
-VALUES (:tenant_id, :user_id, :email, :tier, :session_started_at, :last_active_at,
+VALUES (:tenant_id, :user_id, :email, :name, :tier, :session_started_at, :last_active_at,
     :current_route, :time_on_current_page, :session_events, :session_errors,
     :session_started_at, :session_events, :session_errors, :last_error_at,
     :needs_support, :support_reasons, :support_triggered_at, :session_open, :updated_at)
 ON CONFLICT (tenant_id, user_id) DO UPDATE SET
     user_email = coalesce(excluded.user_email, user_email),
+    user_name = coalesce(excluded.user_name, user_name),
     subscription_tier = excluded.subscription_tier,
     last_active_at = max(last_active_at, excluded.last_active_at),
     current_route = excluded.current_route,
@@ -61,6 +62,8 @@ class SummaryRow:
     support_triggered_at: int | None
     session_open: bool
     updated_at: int
+    #: The display name (``userName``), or None.
+    name: str | None = None
 
 
 def upsert_summaries(conn: sqlite3.Connection, rows: list[SummaryRow]) -> int:
@@ -79,6 +82,7 @@ def upsert_summaries(conn: sqlite3.Connection, rows: list[SummaryRow]) -> int:
                 "tenant_id": r.tenant_id,
                 "user_id": r.user_id,
                 "email": r.email,
+                "name": r.name,
                 "tier": r.tier,
                 "session_started_at": r.session_started_at,
                 "last_active_at": r.last_active_at,

@@ -75,6 +75,14 @@
     else if (!flushT) flushT = setTimeout(safe(flush), flushMs);
   }
 
+  // Who the events are from: every batch starts so (tippen-invite.js too).
+  function head() {
+    return {
+      apiKey: apiKey, userId: user.id, userEmail: user.email, userName: user.name,
+      subscriptionTier: user.tier, userHash: user.hash
+    };
+  }
+
   // Queue -> batches of <= MAX_BATCH events and 60 kB (what a keepalive
   // request may carry); a batch once sent never changes.
   function batch() {
@@ -83,10 +91,7 @@
       n = bytes(JSON.stringify(q[0]));
       if (!last || last.s || last.b.userId !== user.id || last.b.events.length >= MAX_BATCH ||
         (last.n || 0) + n > 6e4) {
-        out.push(last = { s: 0, b: {
-          apiKey: apiKey, userId: user.id, userEmail: user.email,
-          subscriptionTier: user.tier, userHash: user.hash, events: [], batchId: 'b-' + rid()
-        } });
+        out.push(last = { s: 0, b: Object.assign(head(), { events: [], batchId: 'b-' + rid() }) });
       }
       last.b.events.push(q.shift());
       last.n = (last.n || 600) + n;
@@ -132,6 +137,9 @@
       ok(fetch(endpoint, { method: 'POST', body: body, keepalive: !!keep, credentials: 'omit' }));
     }).then(function (r) {
       var st = r.status;
+      // The server has something for this user (an open support need, a call
+      // invitation): the invitation script asks it every few seconds.
+      if (r.headers.get('X-Tippen-Poll')) (api.p || invite)();
       if (st < 400 || (st < 500 && st !== 408 && st !== 429)) {
         var i = out.indexOf(item);
         if (i >= 0) out.splice(i, 1);
@@ -285,12 +293,18 @@
   w.addEventListener('blur', safe(function () { hb(false); }));
   w.addEventListener('online', safe(function () { retryAt = 0; pump(); }));
 
-  function identify(id, email, tier, hash) {
+  // identify(id, email, tier, hash, name), or identify({name: ...}) to
+  // change some of them
+  function identify(id, email, tier, hash, name) {
     // what is queued belongs to the previous user
     batch();
+    var o = id === Object(id) ? Object.assign({}, user, id) :
+      { id: id, email: email, tier: tier, hash: hash, name: name };
     user = {
-      id: txt(id, 256), email: clip(email, 320), hash: clip(hash, 256),
-      tier: /^(paid|enterprise)$/.test(tier) ? tier : 'free_trial'
+      id: txt(o.id, 256), email: clip(o.email, 320), hash: clip(o.hash, 256),
+      // a name is shown as who someone is: no invisible or bidi characters
+      name: txt(o.name && String(o.name).replace(/[\0-\x1f\x7f-\x9f\u061c\u200b-\u200f\u2028-\u202e\u2060\u2066-\u2069\ufeff]/g, ''), 256),
+      tier: /^(paid|enterprise)$/.test(o.tier) ? o.tier : 'free_trial'
     };
     flush();
   }
@@ -316,6 +330,14 @@
       put(ls, k);
     }
   }
+  // tippen-invite.js, from the directory this script came from: loaded once
+  // (api.p does nothing until it has loaded; then it is the script's poll).
+  function invite() {
+    api.p = Boolean;
+    var s = d.createElement('script');
+    s.src = attr('invite-src', script.src.replace(/[^/]*$/, 'tippen-invite.js'));
+    d.head.appendChild(s);
+  }
   function run(c) {
     var f = api[c[0]];
     if (typeof f === 'function') f.apply(api, [].slice.call(c, 1));
@@ -335,13 +357,17 @@
       adopt();
       saveNow();
     }),
-    q: { push: safe(run) }
+    // tippen.on('invite', fn): the app shows call invitations itself
+    on: safe(function (name, fn) { (api.h[name] = api.h[name] || []).push(fn); }),
+    q: { push: safe(run) },
+    // for tippen-invite.js: the endpoint, who the user is, the app's handlers
+    e: endpoint, u: head, h: {}
   };
 
   safe(function () {
     w.tippen = api;
     if (!off) adopt();
-    identify(attr('user-id'), attr('user-email'), attr('subscription-tier'), attr('user-hash'));
+    identify(attr('user-id'), attr('user-email'), attr('subscription-tier'), attr('user-hash'), attr('user-name'));
     if (!off) { enter(); beat(); }
     [].concat((old && old.q) || []).forEach(safe(run));
   })();

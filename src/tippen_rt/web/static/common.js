@@ -52,6 +52,24 @@
 
   function userUrl(userId) { return '/user-activity/' + encodeURIComponent(userId); }
 
+  /** Who a user is, for people: "Ann Lee (ann@example.com)", else the name, the email or the id. */
+  function person(u) {
+    if (u.name && u.email) return u.name + ' (' + u.email + ')';
+    return u.name || u.email || String(u.userId);
+  }
+
+  /**
+   * A link to the user's page saying who they are, with what else identifies
+   * them underneath: the user id under a name, the email under a bare id.
+   */
+  function userNames(u) {
+    var main = u.name ? person(u) : String(u.userId);
+    var second = u.name ? String(u.userId) : u.email;
+    return el('div', {class: 'names'},
+      el('a', {href: userUrl(u.userId), text: main, title: main}),
+      second ? el('div', {class: 'email', text: second, title: second}) : null);
+  }
+
   // ---- time ---------------------------------------------------------------
 
   // Server time minus this browser's, from the last message that carried it.
@@ -215,6 +233,7 @@
           var message = (body && body.error && body.error.message) || ('HTTP ' + response.status);
           var err = new Error(message);
           err.status = response.status;
+          err.body = body;
           throw err;
         }
         return body;
@@ -230,22 +249,101 @@
     setTimeout(function () { node.remove(); }, (options && options.ms) || 6000);
   }
 
-  /** Start a video call with userId: record it, open the link, show it. */
-  function startVideoCall(userId, button) {
+  function me() {
+    return {
+      name: document.body.getAttribute('data-agent-name') || '',
+      id: Number(document.body.getAttribute('data-agent-id') || 0)
+    };
+  }
+
+  /** True if someone else than this page's agent has claimed user ``u``. */
+  function claimedByOther(u) {
+    var self = me();
+    return !!(u && u.claimedBy) && (u.claimedBy !== self.name || (u.claimedByAgent || 0) !== self.id);
+  }
+
+  function claimWarning(by, at) {
+    return by + ' is on it (claimed ' + ago(at) + '). Start a video call anyway?';
+  }
+
+  /**
+   * Start a video call with userId: record it, open the link, show it.  If
+   * another agent has claimed the user (``user``, the live user, says so; or
+   * the server does), ask first.
+   */
+  function startVideoCall(userId, button, user) {
+    if (claimedByOther(user) && !window.confirm(claimWarning(user.claimedBy, user.claimedAt))) {
+      return Promise.resolve(null);
+    }
+    var confirmed = claimedByOther(user);
     if (button) button.disabled = true;
     // Opened now, inside the click, so no popup blocker stops it; filled in below.
     var win = window.open('', '_blank');
-    return api('/api/admin/user/video-call', {method: 'POST', body: {userId: userId}})
+    var call = function (confirm) {
+      return api('/api/admin/user/video-call', {method: 'POST', body: {userId: userId, confirm: confirm}});
+    };
+    return call(confirmed)
+      .catch(function (err) {
+        // Claimed meanwhile by someone else: ask, then call anyway if told to.
+        if (err.status !== 409 || !err.body || err.body.error.code !== 'claimed') throw err;
+        var claim = err.body.claim;
+        if (!window.confirm(claimWarning(claim.by, claim.at))) { err.quiet = true; throw err; }
+        return call(true);
+      })
       .then(function (body) {
         var url = body.call.url;
-        if (win) { win.opener = null; win.location.replace(url); }
-        toast(['Video call started: ', el('a', {href: url, target: '_blank', rel: 'noopener noreferrer', text: 'open the call'})]);
+        if (win && !win.closed) { win.opener = null; win.location.replace(url); }
+        toast(['Video call started: ', el('a', {href: url, target: '_blank', rel: 'noopener noreferrer', text: 'open the call'}),
+          body.invitation ? ' · the user is invited on their page' : ' · share the link with the user']);
         return body.call;
       })
       .catch(function (err) {
         if (win) win.close();
-        toast('Could not start the call: ' + err.message, {error: true});
+        if (!err.quiet) toast('Could not start the call: ' + err.message, {error: true});
+        return null;
       })
+      .finally(function () { if (button) button.disabled = false; });
+  }
+
+  // ---- call invitations -------------------------------------------------------
+
+  /** How a call's invitation to the user's page stands, in words. */
+  function callStatusText(c) {
+    if (!c) return '';
+    if (c.status === 'pending') return c.deliveredAt ? 'invitation shown on their page' : 'invitation sent';
+    return {joined: 'joined the call', declined: 'said \u201cnot now\u201d',
+            ignored: 'did not answer the invitation', replaced: 'invitation replaced by a newer call'}[c.status] || c.status;
+  }
+
+  var announced = new Set();
+  /** Tell this page's agent, once, how the user answered the call they started. */
+  function announceCall(c, who) {
+    var self = me();
+    if (!c || c.agent !== self.name || (c.agentId || 0) !== self.id) return;
+    if (['joined', 'declined', 'ignored'].indexOf(c.status) < 0 || announced.has(c.callId)) return;
+    announced.add(c.callId);
+    toast([el('strong', {text: who}), ' ' + callStatusText(c) + '.'], {error: c.status !== 'joined', ms: 10000});
+  }
+
+  /** "I'm on it": claim userId (``force``: take over someone else's claim). */
+  function claim(userId, button, force) {
+    if (button) button.disabled = true;
+    return api('/api/admin/user/claim', {method: 'POST', body: {userId: userId, force: !!force}})
+      .then(function (body) {
+        toast(body.takenOverFrom ? 'Taken over from ' + body.takenOverFrom + '.' : 'You are on it.');
+      })
+      .catch(function (err) {
+        var by = err.body && err.body.claim ? err.body.claim.by : null;
+        toast(by ? by + ' is on it already.' : 'Could not claim: ' + err.message, {error: true});
+      })
+      .finally(function () { if (button) button.disabled = false; });
+  }
+
+  function unclaim(userId, button) {
+    if (button) button.disabled = true;
+    return api('/api/admin/user/unclaim', {method: 'POST', body: {userId: userId}})
+      .then(function () { toast('Released: nobody is on it now.'); })
+      .catch(function (err) { toast('Could not release: ' + err.message, {error: true}); })
       .finally(function () { if (button) button.disabled = false; });
   }
 
@@ -339,11 +437,13 @@
   };
 
   window.tippenAdmin = {
-    el: el, svg: svg, clear: clear, userUrl: userUrl, duration: duration, ago: ago, roughly: roughly,
+    el: el, svg: svg, clear: clear, userUrl: userUrl, person: person, userNames: userNames, duration: duration, ago: ago, roughly: roughly,
     ticking: ticking, tickAll: tickAll, presenceOf: presenceOf, isPresent: isPresent,
     presenceText: presenceText, presenceBadge: presenceBadge, PRESENCE: PRESENCE, PRESENCE_RANK: PRESENCE_RANK,
     clock: clock, dateTime: dateTime, serverNow: serverNow, setServerTime: setServerTime,
     tierBadge: tierBadge, api: api, toast: toast, startVideoCall: startVideoCall,
+    claim: claim, unclaim: unclaim, claimedByOther: claimedByOther, me: me,
+    callStatusText: callStatusText, announceCall: announceCall,
     acknowledge: acknowledge, LiveSocket: LiveSocket, TIERS: TIERS
   };
 })();

@@ -9,6 +9,7 @@
   var recent = new Map();    // userId -> stored summary (scope "recent")
   var leftHere = new Map();  // userId -> when a user_left message moved them to ``recent``
   var storedAlerts = new Map();  // alert id -> alert (when the alerts service runs)
+  var calls = new Map();         // userId -> their latest call invitation
   var leftAlerts = new Map();    // alert id -> alert resolved because the user left
   var LEFT_SHOWN_MS = 15 * 60000;  // how long a "User left" card stays
   var dismissed = loadDismissed();  // ids of "User left" alerts an admin put away
@@ -46,7 +47,8 @@
     if (f.q) {
       var id = String(user.userId).toLowerCase();
       var email = String(user.email || '').toLowerCase();
-      if (id.indexOf(f.q) < 0 && email.indexOf(f.q) < 0) return false;
+      var name = String(user.name || '').toLowerCase();
+      if (id.indexOf(f.q) < 0 && email.indexOf(f.q) < 0 && name.indexOf(f.q) < 0) return false;
     }
     return true;
   }
@@ -90,6 +92,9 @@
       m.users.forEach(function (u) { live.set(u.userId, u); });
       storedAlerts.clear();
       (m.alerts || []).forEach(function (a) { storedAlerts.set(a.id, a); });
+      calls.clear();
+      (m.calls || []).forEach(function (c) { if (!calls.has(c.userId)) calls.set(c.userId, c); });
+      cardCache.clear();
       loadLeftAlerts();  // (re)connected: alerts that closed meanwhile
       loadSettings();    // ... and settings that changed meanwhile
     } else if (m.type === 'user') {
@@ -115,11 +120,18 @@
       settingsSeen += 1;  // newer than any answer still on its way
       renderSettings(m);
       return;
+    } else if (m.type === 'call' && m.call) {
+      var current = calls.get(m.call.userId);
+      if (!current || current.callId <= m.call.callId) calls.set(m.call.userId, m.call);
+      cardCache.delete(m.call.userId);
+      var known = live.get(m.call.userId);
+      A.announceCall(m.call, known ? A.person(known) : m.call.userId);
     } else if (m.type === 'alert' && m.alert) {
       if (m.alert.status === 'resolved') storedAlerts.delete(m.alert.id);
       else storedAlerts.set(m.alert.id, m.alert);
       keepIfLeft(m.alert);
       cardCache.delete(m.alert.userId);  // its Slack line changes
+      responseSoon();
     }
     queueRender();
   }
@@ -198,6 +210,49 @@
     }).catch(function () {});
   }
 
+  // ---- response times ------------------------------------------------------------
+
+  var responseDue = null;
+  /** Figures move with claims, acknowledgements and calls: reload, at most every 3 s. */
+  function responseSoon() {
+    if (responseDue === null) responseDue = setTimeout(function () { responseDue = null; loadResponse(); }, 3000);
+  }
+
+  function loadResponse() {
+    var tz = new Date().getTimezoneOffset();
+    A.api('/api/admin/stats/response?tzOffsetMin=' + tz).then(renderResponse).catch(function () {});
+  }
+
+  function responseCells(f, goal) {
+    if (!f) return [el('td', {class: 'num muted', text: '0'}), el('td', {class: 'num muted', text: '–'}),
+                    el('td', {class: 'num muted', text: '–'}), el('td', {class: 'num muted', text: '–'})];
+    var counted = f.answered + f.missed;
+    var share = counted ? Math.round(100 * f.withinGoal / counted) + ' %' : '–';
+    return [
+      el('td', {class: 'num', text: String(f.answered) + (f.missed ? ' · ' + f.missed + ' missed' : '')}),
+      el('td', {class: 'num', text: f.medianMs === null ? '–' : A.roughly(f.medianMs)}),
+      el('td', {class: 'num ' + (f.p90Ms === null ? '' : f.p90Ms <= goal ? 'ok' : 'warn'),
+                text: f.p90Ms === null ? '–' : A.roughly(f.p90Ms)}),
+      el('td', {class: 'num ' + (f.metGoal === null ? '' : f.metGoal ? 'ok' : 'warn'),
+                title: f.withinGoal + ' of ' + counted + ' within 10 min', text: share})
+    ];
+  }
+
+  function renderResponse(r) {
+    var rows = [el('tr', {class: 'everyone', 'data-agent': ''}, el('td', {text: 'Everyone'}),
+      responseCells(r.today.overall, r.goalMs), responseCells(r.last7Days.overall, r.goalMs))];
+    var names = [];
+    r.last7Days.agents.concat(r.today.agents).forEach(function (a) { if (names.indexOf(a.agent) < 0) names.push(a.agent); });
+    var of = function (list, name) { return list.filter(function (a) { return a.agent === name; })[0]; };
+    names.forEach(function (name) {
+      rows.push(el('tr', {'data-agent': name}, el('td', {text: name}),
+        responseCells(of(r.today.agents, name), r.goalMs), responseCells(of(r.last7Days.agents, name), r.goalMs)));
+    });
+    var body = $('response-rows');
+    A.clear(body);
+    rows.forEach(function (row) { body.appendChild(row); });
+  }
+
   // ---- the tenant's settings (changed with `tippen-rt tenant set`) ------------
 
   var settingsSeen = 0;  // settings messages so far
@@ -209,6 +264,12 @@
   }
 
   function renderSettings(s) {
+    if (s.queue) {
+      order = s.queue;
+      $('q-order').textContent = 'Order: ' + s.queue.inWords;
+      cardCache.clear();
+      queueRender();
+    }
     var on = s.triggers.filter(function (t) { return t.on; }).length;
     $('settings-summary').textContent = on + ' of ' + s.triggers.length + ' triggers on · Slack ' +
       (s.slack.mode === 'off' ? 'off' : s.slack.mode) + ' · identity ' + s.identity;
@@ -231,7 +292,9 @@
       ['Slack budget', s.slackMaxPerMinute.value ? 'at most ' + s.slackMaxPerMinute.inWords + ', then one digest' : 'no limit'],
       ['Max live users', s.maxLiveUsers.inWords],
       ['Events kept', s.retention.inWords],
-      ['Video calls', s.videoCallTemplate]
+      ['Video calls', s.videoCallTemplate],
+      ['Call invitations', s.callInvitations ? s.callInvitations.inWords : ''],
+      ['Needs-help order', s.queue ? s.queue.inWords : '']
     ];
     var list = $('settings-list');
     A.clear(list);
@@ -260,10 +323,7 @@
     var state = A.presenceOf(u).state;
     return el('tr', {class: (u.needsSupport ? 'needs' : '') + (u.live ? '' : ' offline') + ' p-' + state,
                      'data-user': u.userId, 'data-presence': state},
-      el('td', null, el('div', {class: 'user-cell'},
-        el('div', {class: 'names'},
-          el('a', {href: A.userUrl(u.userId), text: u.userId, title: u.userId}),
-          u.email ? el('div', {class: 'email', text: u.email, title: u.email}) : null))),
+      el('td', null, el('div', {class: 'user-cell'}, A.userNames(u))),
       el('td', {class: 'presence-cell'}, A.presenceBadge(u, {stacked: true})),
       el('td', null, A.tierBadge(u.tier)),
       el('td', null, u.currentRoute ? el('span', {class: 'route', text: u.currentRoute, title: u.currentRoute}) : '–'),
@@ -336,32 +396,181 @@
     return el('div', {class: cls, title: title, text: text});
   }
 
-  function alertCard(u) {
+  // ---- the needs-help queue ---------------------------------------------------
+  //
+  // One row per live user with an open support episode, first to help first:
+  // not yet acknowledged before acknowledged, then the tenant's weight of
+  // their tier, then the severity of their most severe trigger, then how
+  // long they have waited, then the user id (docs/support.md).  The same key
+  // as GET /api/admin/queue, with the weights and severities from
+  // GET /api/admin/settings.
+
+  var PAGE_SIZE = 25;
+  var order = {
+    tierWeights: {enterprise: 3, paid: 2, free_trial: 1},
+    severity: {multiple_errors: 3, stuck_on_page: 2, low_activity: 1, long_inactivity: 1}
+  };
+  var qform = {tier: $('q-tier'), trigger: $('q-trigger'), unclaimed: $('q-unclaimed')};
+  var queuePage = 0;
+  var cursorUser = null;   // the row j/k moved to (a user id)
+  var cursorIndex = 0;
+  var selected = new Set();  // user ids ticked for a bulk acknowledge
+  var shownQueue = [];     // the ranked, filtered queue as last rendered
+
+  function inQueue(u) { return !!(u.triggers && u.triggers.length); }
+
+  function severityOf(u) {
+    return u.triggers.reduce(function (m, t) { return Math.max(m, order.severity[t.trigger] || 0); }, 0);
+  }
+
+  function waitingSince(u) {
+    return u.triggers.reduce(function (m, t) { return Math.min(m, t.since || m); }, u.lastEventAt || Infinity);
+  }
+
+  function queueKey(u) {
+    return [u.needsSupport ? 0 : 1, -(order.tierWeights[u.tier] || 0), -severityOf(u), waitingSince(u), String(u.userId)];
+  }
+
+  function compareKeys(a, b) {
+    for (var i = 0; i < a.length; i++) {
+      if (a[i] < b[i]) return -1;
+      if (a[i] > b[i]) return 1;
+    }
+    return 0;
+  }
+
+  function queueKeeps(u) {
+    if (qform.tier.value && u.tier !== qform.tier.value) return false;
+    if (qform.trigger.value && !u.triggers.some(function (t) { return t.trigger === qform.trigger.value; })) return false;
+    return !(qform.unclaimed.checked && u.claimedBy);
+  }
+
+  function rankedQueue() {
+    var rows = [];
+    live.forEach(function (u) { if (inQueue(u) && queueKeeps(u)) rows.push({u: u, key: queueKey(u)}); });
+    rows.sort(function (a, b) { return compareKeys(a.key, b.key); });
+    return rows.map(function (r) { return r.u; });
+  }
+
+  function mine(u) { return !!u.claimedBy && !A.claimedByOther(u); }
+
+  function claimLine(u) {
+    if (!u.claimedBy) return el('div', {class: 'q-claim muted', text: 'Unclaimed'});
+    return ticking(function () {
+      return (mine(u) ? 'You are on it' : 'Claimed by ' + u.claimedBy) + ' · ' + A.ago(u.claimedAt);
+    }, {class: 'q-claim ' + (mine(u) ? 'mine' : 'theirs')});
+  }
+
+  function callLine(userId) {
+    var c = calls.get(userId);
+    if (!c) return null;
+    return el('div', {class: 'q-call muted', 'data-call': c.status},
+      'Video call by ' + c.agent + ': ' + A.callStatusText(c));
+  }
+
+  function queueRow(u) {
     var open = u.needsSupport;
-    var since = u.supportTriggeredAt || (u.triggers[0] && u.triggers[0].since);
+    var since = waitingSince(u);
+    var who = A.person(u);
     var reasons = u.triggers.map(function (t) {
       return el('div', null, el('span', {class: 'title', text: t.title}), t.reason ? ': ' + t.reason : '');
     });
-    if (!reasons.length) reasons = [el('div', {text: 'Needs help'})];
-    var viewLink = el('a', {class: 'button small', href: A.userUrl(u.userId), text: 'View'});
-    var ack = open ? el('button', {type: 'button', class: 'button small', text: 'Acknowledge'}) : null;
+    var check = el('input', {type: 'checkbox', class: 'q-select', 'aria-label': 'Select ' + who});
+    check.addEventListener('change', function () { select(u.userId, check.checked); });
+    var claim = el('button', {type: 'button', class: 'button small', 'data-action': 'claim',
+      text: !u.claimedBy ? 'I\u2019m on it' : mine(u) ? 'Release' : 'Take over'});
+    claim.addEventListener('click', function () { toggleClaim(u, claim); });
+    var ack = open ? el('button', {type: 'button', class: 'button small', 'data-action': 'acknowledge', text: 'Acknowledge'}) : null;
     if (ack) ack.addEventListener('click', function () { A.acknowledge(u.userId, ack); });
-    var call = el('button', {type: 'button', class: 'button small primary', text: 'Start video call'});
-    call.addEventListener('click', function () { A.startVideoCall(u.userId, call); });
-    return el('div', {class: 'alert' + (open ? '' : ' acknowledged'), 'data-user': u.userId},
-      el('div', {class: 'alert-who'},
-        el('a', {href: A.userUrl(u.userId), text: u.userId, title: u.userId}),
+    var call = el('button', {type: 'button', class: 'button small primary', 'data-action': 'call', text: 'Start video call'});
+    call.addEventListener('click', function () { A.startVideoCall(u.userId, call, live.get(u.userId)); });
+    var row = el('div', {class: 'alert q-row' + (open ? '' : ' acknowledged'), 'data-user': u.userId,
+                         role: 'listitem', tabindex: '-1'},
+      check,
+      el('span', {class: 'rank'}),
+      el('div', {class: 'alert-who q-who'},
+        el('a', {href: A.userUrl(u.userId), text: who, title: u.userId}),
         A.tierBadge(u.tier),
-        A.presenceBadge(u),
-        u.currentRoute ? el('span', {class: 'route muted', text: u.currentRoute, title: u.currentRoute}) : null,
-        ticking(function () {
-          return open
-            ? 'needs help for ' + A.duration(A.serverNow() - since)
-            : 'acknowledged' + (u.acknowledgedBy ? ' by ' + u.acknowledgedBy : '') + ' ' + A.ago(u.acknowledgedAt);
-        }, {class: 'alert-when'})),
-      el('div', {class: 'alert-reasons'}, reasons),
-      deliveryNote(u.userId),
-      el('div', {class: 'alert-actions'}, viewLink, ack, call));
+        A.presenceBadge(u)),
+      el('div', {class: 'q-route muted', title: u.currentRoute || ''},
+        u.currentRoute ? el('span', {class: 'route', text: u.currentRoute}) : '–'),
+      el('div', {class: 'alert-reasons'}, reasons.length ? reasons : el('div', {text: 'Needs help'})),
+      deliveryNote(u.userId) || el('div', {class: 'delivery muted'}),
+      ticking(function () {
+        return open
+          ? 'needs help for ' + A.duration(A.serverNow() - since)
+          : 'acknowledged' + (u.acknowledgedBy ? ' by ' + u.acknowledgedBy : '') + ' ' + A.ago(u.acknowledgedAt);
+      }, {class: 'alert-when q-wait'}),
+      claimLine(u),
+      callLine(u.userId),
+      el('div', {class: 'alert-actions'}, claim, ack, call,
+        el('a', {class: 'button small ghost', href: A.userUrl(u.userId), text: 'View'})));
+    row.addEventListener('click', function (event) {
+      if (event.target === row) moveCursorTo(u.userId);
+    });
+    return row;
+  }
+
+  function toggleClaim(u, button) {
+    if (mine(u)) return A.unclaim(u.userId, button);
+    if (u.claimedBy && !window.confirm(u.claimedBy + ' is on it (claimed ' + A.ago(u.claimedAt) +
+        '). Take over from them?')) return Promise.resolve();
+    return A.claim(u.userId, button, !!u.claimedBy);
+  }
+
+  function select(userId, on) {
+    if (on) selected.add(userId); else selected.delete(userId);
+    queueRender();
+  }
+
+  function acknowledgeSelected() {
+    var ids = Array.from(selected);
+    if (!ids.length) return;
+    var button = $('q-ack-selected');
+    button.disabled = true;
+    A.api('/api/admin/users/acknowledge', {method: 'POST', body: {userIds: ids}}).then(function (body) {
+      body.acknowledged.forEach(function (id) { selected.delete(id); });
+      A.toast('Acknowledged ' + body.acknowledged.length + ' user' + (body.acknowledged.length === 1 ? '' : 's') + '.');
+    }).catch(function (err) {
+      A.toast('Could not acknowledge: ' + err.message, {error: true});
+    }).finally(queueRender);
+  }
+
+  // ---- keys: j/k move, x select, a acknowledge, c claim, v video call ----------------
+
+  function moveCursorTo(userId) {
+    cursorUser = userId;
+    var at = shownQueue.findIndex(function (u) { return u.userId === userId; });
+    if (at >= 0) {
+      cursorIndex = at;
+      queuePage = Math.floor(at / PAGE_SIZE);
+    }
+    render();
+    var node = document.querySelector('.q-row.cursor');
+    if (node) node.focus();
+  }
+
+  function onKey(event) {
+    if (event.ctrlKey || event.metaKey || event.altKey || event.defaultPrevented) return;
+    var target = event.target;
+    if (target && (/^(INPUT|SELECT|TEXTAREA)$/.test(target.tagName) || target.isContentEditable)) return;
+    var key = event.key;
+    if ('jkxacv'.indexOf(key) < 0 || key.length !== 1 || !shownQueue.length) return;
+    event.preventDefault();
+    var at = shownQueue.findIndex(function (u) { return u.userId === cursorUser; });
+    if (key === 'j' || key === 'k') {
+      var next = at < 0 ? 0 : Math.max(0, Math.min(shownQueue.length - 1, at + (key === 'j' ? 1 : -1)));
+      moveCursorTo(shownQueue[next].userId);
+      return;
+    }
+    if (at < 0) return;
+    var u = shownQueue[at];
+    var row = document.querySelector('.q-row.cursor');
+    var button = function (action) { return row && row.querySelector('[data-action="' + action + '"]'); };
+    if (key === 'x') select(u.userId, !selected.has(u.userId));
+    else if (key === 'a' && u.needsSupport) A.acknowledge(u.userId, button('acknowledge'));
+    else if (key === 'c') toggleClaim(u, button('claim'));
+    else if (key === 'v') A.startVideoCall(u.userId, button('call'), u);
   }
 
   /** The user as far as this page knows: live, recent, or only from their alert. */
@@ -424,18 +633,18 @@
   var okNode = null;
 
   function renderAlerts(left) {
-    var list = [];
-    live.forEach(function (u) { if (u.needsSupport || (u.triggers && u.triggers.length)) list.push(u); });
-    list.sort(function (a, b) {
-      if (a.needsSupport !== b.needsSupport) return a.needsSupport ? -1 : 1;
-      return (a.supportTriggeredAt || 0) - (b.supportTriggeredAt || 0);
-    });
+    var list = rankedQueue();
+    shownQueue = list;
     var box = $('alerts');
-    var open = list.filter(function (u) { return u.needsSupport; }).length;
+    var open = 0;
+    live.forEach(function (u) { if (u.needsSupport) open += 1; });
+    var inAll = 0;
+    live.forEach(function (u) { if (inQueue(u)) inAll += 1; });
     var failed = 0;
     storedAlerts.forEach(function (a) { if (a.deliveryStatus === 'failed') failed++; });
     $('alerts-count').textContent = connected
       ? open + ' need' + (open === 1 ? 's' : '') + ' help' +
+        (list.length !== inAll ? ' · ' + list.length + ' of ' + inAll + ' shown' : '') +
         (storedAlerts.size ? ' · ' + storedAlerts.size + ' unresolved alert' + (storedAlerts.size === 1 ? '' : 's') : '') +
         (left.size ? ' · ' + left.size + ' left before help' : '')
       : '';
@@ -450,9 +659,32 @@
       box.appendChild(el('p', {class: 'empty', text: 'Loading…'}));
       return;
     }
-    var nodes = list.map(function (u) { return cached(cardCache, u, alertCard); });
+    // The cursor stays on its user as the order changes; if they left the
+    // queue, on the row that took their place.
+    var at = list.findIndex(function (u) { return u.userId === cursorUser; });
+    if (at >= 0) cursorIndex = at;
+    else if (cursorUser !== null) cursorUser = list.length ? list[Math.min(cursorIndex, list.length - 1)].userId : null;
+    var pages = Math.max(1, Math.ceil(list.length / PAGE_SIZE));
+    queuePage = Math.max(0, Math.min(queuePage, pages - 1));
+    var first = queuePage * PAGE_SIZE;
+    var pageUsers = list.slice(first, first + PAGE_SIZE);
+    var ids = new Set(list.map(function (u) { return u.userId; }));
+    selected.forEach(function (id) { if (!ids.has(id)) selected.delete(id); });
+    var nodes = pageUsers.map(function (u, i) {
+      var node = cached(cardCache, u, queueRow);
+      node.querySelector('.rank').textContent = '#' + (first + i + 1);
+      var isCursor = u.userId === cursorUser;
+      node.classList.toggle('cursor', isCursor);
+      if (isCursor) node.setAttribute('aria-current', 'true'); else node.removeAttribute('aria-current');
+      var ticked = selected.has(u.userId);
+      node.classList.toggle('selected', ticked);
+      node.querySelector('.q-select').checked = ticked;
+      return node;
+    });
     if (!list.length) {
-      okNode = okNode || el('div', {class: 'alerts-ok'}, '✓ Nobody needs help right now.');
+      var filtered = inAll > 0;
+      okNode = okNode || el('div', {class: 'alerts-ok'});
+      okNode.textContent = filtered ? 'Nobody here matches these filters.' : '✓ Nobody needs help right now.';
       nodes.push(okNode);
     }
     var leftIds = Array.from(left.keys()).sort(function (a, b) {
@@ -467,9 +699,20 @@
       nodes.push(hit.node);
     });
     place(box, nodes);
-    var ids = new Set(list.map(function (u) { return u.userId; }));
     cardCache.forEach(function (_, id) { if (!ids.has(id)) cardCache.delete(id); });
     leftCache.forEach(function (_, id) { if (!left.has(id)) leftCache.delete(id); });
+    // the pager, the page's select-all box, the bulk button
+    $('q-pager').hidden = pages < 2;
+    $('q-page').textContent = list.length
+      ? (first + 1) + '–' + (first + pageUsers.length) + ' of ' + list.length : '';
+    $('q-prev').disabled = queuePage === 0;
+    $('q-next').disabled = queuePage >= pages - 1;
+    var pageIds = pageUsers.map(function (u) { return u.userId; });
+    var allTicked = pageIds.length > 0 && pageIds.every(function (id) { return selected.has(id); });
+    $('q-select-page').checked = allTicked;
+    $('q-select-page').disabled = !pageIds.length;
+    $('q-ack-selected').disabled = !selected.size;
+    $('q-ack-selected').textContent = 'Acknowledge selected' + (selected.size ? ' (' + selected.size + ')' : '');
   }
 
   function renderStats() {
@@ -488,8 +731,12 @@
   }
 
   var leftShown = new Map();  // the last render's leftCardUsers()
+  // How long the last renders took (ms): bench/support.py reads them.
+  var renders = [];
+  window.tippenDashboard = {renders: renders};
 
   function render() {
+    var started = performance.now();
     var f = filters();
     var left = leftCardUsers();
     // Rows whose "User left" status comes or goes are rebuilt.
@@ -499,6 +746,8 @@
     renderStats();
     renderAlerts(left);
     renderUsers(f);
+    renders.push(performance.now() - started);
+    if (renders.length > 200) renders.shift();
   }
 
   // ---- wiring ---------------------------------------------------------------
@@ -512,9 +761,26 @@
     });
   });
   $('filters').addEventListener('submit', function (e) { e.preventDefault(); });
+  ['input', 'change'].forEach(function (kind) {
+    $('queue-filters').addEventListener(kind, function () { queuePage = 0; queueRender(); });
+  });
+  $('queue-filters').addEventListener('submit', function (e) { e.preventDefault(); });
+  $('q-prev').addEventListener('click', function () { queuePage -= 1; render(); });
+  $('q-next').addEventListener('click', function () { queuePage += 1; render(); });
+  $('q-select-page').addEventListener('change', function () {
+    var on = this.checked;
+    shownQueue.slice(queuePage * PAGE_SIZE, (queuePage + 1) * PAGE_SIZE).forEach(function (u) {
+      if (on) selected.add(u.userId); else selected.delete(u.userId);
+    });
+    queueRender();
+  });
+  $('q-ack-selected').addEventListener('click', acknowledgeSelected);
+  document.addEventListener('keydown', onKey);
 
   new A.LiveSocket(onMessage);
   loadStats();
+  loadResponse();
+  setInterval(loadResponse, 30000);
   setInterval(loadStats, 30000);
   setInterval(A.tickAll, 1000);  // times on page and "ago" move on
   setInterval(queueRender, 10000);  // "active within" filters move on too

@@ -18,7 +18,7 @@
   // ---- header ------------------------------------------------------------------
 
   // What the tracked app sent is shown isolated from the text around it.
-  ['u-id', 'u-email', 'u-route'].forEach(function (id) { $(id).dir = 'auto'; });
+  ['u-id', 'u-name', 'u-email', 'u-route'].forEach(function (id) { $(id).dir = 'auto'; });
 
   function renderHead() {
     var u = liveUser || stored;
@@ -31,6 +31,7 @@
       return;
     }
     if (!u) return;
+    $('u-name').textContent = u.name || '';
     $('u-email').textContent = u.email || '';
     var tier = A.tierBadge(u.tier);
     $('u-tier').className = tier.className;
@@ -70,7 +71,12 @@
     $('u-last').textContent = A.ago(u.lastEventAt);
   }
 
+  var lastCalls = [];
+  var INVITATION = {pending: 'invitation sent', joined: 'the user joined', declined: 'the user said \u201cnot now\u201d',
+                    ignored: 'the user did not answer', replaced: 'replaced by a newer call'};
+
   function renderCalls(calls) {
+    lastCalls = calls || [];
     var box = $('u-calls');
     A.clear(box);
     if (!calls || !calls.length) return;
@@ -78,7 +84,25 @@
     box.appendChild(el('span', null, 'Last video call started by ', el('strong', {text: last.startedBy}),
       ' ' + A.ago(last.startedAt) + ' · ',
       el('a', {href: last.url, target: '_blank', rel: 'noopener noreferrer', text: 'open the call link'}),
+      last.invitation ? el('span', {class: 'call-invitation', 'data-invitation': last.invitation,
+        text: ' · ' + (INVITATION[last.invitation] || last.invitation)}) : '',
       calls.length > 1 ? ' · ' + calls.length + ' calls in all' : ''));
+  }
+
+  /** A ``call`` message for this user: the invitation's news on the call line. */
+  function callChanged(c) {
+    var u = liveUser || stored;
+    A.announceCall(c, u ? A.person(Object.assign({userId: userId}, u)) : userId);
+    var shown = lastCalls.filter(function (x) { return x.id === c.callId; })[0];
+    if (!shown) { reloadCalls(); return; }
+    shown.invitation = c.status;
+    renderCalls(lastCalls);
+    var note = $('u-calls').querySelector('.call-invitation');
+    if (note && c.status === 'pending') note.textContent = ' · ' + A.callStatusText(c);
+  }
+
+  function reloadCalls() {
+    return A.api('/api/admin/user/video-calls?id=' + q).then(function (body) { renderCalls(body.calls); }).catch(function () {});
   }
 
   function loadUser() {
@@ -211,7 +235,7 @@
   function List(listId, emptyId, moreId, path, item, emptyText) {
     this.list = $(listId); this.empty = $(emptyId); this.more = $(moreId);
     this.path = path; this.item = item; this.emptyText = emptyText;
-    this.before = null; this.newest = 0;
+    this.before = null; this.newest = 0; this.count = 0;
     var self = this;
     this.more.addEventListener('click', function () { self.loadOlder(); });
   }
@@ -220,24 +244,47 @@
     return this.path + (before ? '&before=' + before : '');
   };
 
-  /** Reload the first page, keeping older pages already shown. */
+  /**
+   * Show what is new: the first page the first time; after that every event
+   * stored since the newest one shown, page by page and oldest first, so none
+   * is skipped however many arrived.  One refresh at a time.
+   */
   List.prototype.refresh = function () {
     var self = this;
-    return A.api(self.url(null)).then(function (body) {
-      var fresh = body.events.filter(function (e) { return e.id > self.newest; });
-      if (!self.newest) {
-        A.clear(self.list);
-        body.events.forEach(function (e) { self.list.appendChild(self.item(e)); });
-        self.before = body.nextBefore;
-      } else {
-        for (var i = fresh.length - 1; i >= 0; i--) self.list.insertBefore(self.item(fresh[i]), self.list.firstChild);
-      }
-      if (body.events.length) self.newest = Math.max(self.newest, body.events[0].id);
-      self.done();
-      return body;
+    self.running = (self.running || Promise.resolve()).then(function () {
+      return self.newest ? self.catchUp() : self.loadFirst();
     }).catch(function (err) {
       self.empty.textContent = 'Could not load: ' + err.message;
       self.empty.hidden = false;
+    });
+    return self.running;
+  };
+
+  List.prototype.loadFirst = function () {
+    var self = this;
+    return A.api(self.url(null)).then(function (body) {
+      A.clear(self.list);
+      body.events.forEach(function (e) { self.list.appendChild(self.item(e)); });
+      self.before = body.nextBefore;
+      if (body.events.length) self.newest = body.events[0].id;
+      self.count = body.events.length;
+      self.done();
+      return body;
+    });
+  };
+
+  List.prototype.catchUp = function () {
+    var self = this;
+    return A.api(self.path + '&after=' + self.newest).then(function (body) {
+      body.events.forEach(function (e) {
+        if (e.id > self.newest) {
+          self.list.insertBefore(self.item(e), self.list.firstChild);
+          self.newest = e.id;
+          self.count += 1;
+        }
+      });
+      self.done();
+      return body.nextAfter ? self.catchUp() : body;
     });
   };
 
@@ -248,6 +295,7 @@
     A.api(self.url(self.before)).then(function (body) {
       body.events.forEach(function (e) { self.list.appendChild(self.item(e)); });
       self.before = body.nextBefore;
+      self.count += body.events.length;
       self.done();
     }).finally(function () { self.more.disabled = false; });
   };
@@ -322,10 +370,9 @@
   function refreshLists() {
     clearTimeout(refreshTimer);
     refreshTimer = null;
-    return Promise.all([timeline.refresh(), errors.refresh(), loadJourney(), loadAlerts()]).then(function (r) {
-      var errorsBody = r[1];
-      $('errors-count').textContent = errorsBody && errorsBody.events.length
-        ? (errorsBody.nextBefore ? errorsBody.events.length + '+' : errorsBody.events.length) + ' errors' : '';
+    return Promise.all([timeline.refresh(), errors.refresh(), loadJourney(), loadAlerts()]).then(function () {
+      $('errors-count').textContent = errors.count
+        ? (errors.before ? errors.count + '+' : errors.count) + ' errors' : '';
     });
   }
 
@@ -347,6 +394,8 @@
       renderHead();
       if (presenceKey() !== alertsPresence) renderAlertList();
       if (m.user.totalEvents !== lastEvents) { lastEvents = m.user.totalEvents; scheduleRefresh(); }
+    } else if (m.type === 'call' && m.call && m.call.userId === userId) {
+      callChanged(m.call);
     } else if (m.type === 'alert' && m.alert && m.alert.userId === userId) {
       loadAlerts();
     } else if (m.type === 'user_left' && m.userId === userId) {
@@ -364,9 +413,7 @@
 
   $('u-call').addEventListener('click', function () {
     var button = this;
-    A.startVideoCall(userId, button).then(function () {
-      return A.api('/api/admin/user/video-calls?id=' + q);
-    }).then(function (body) { if (body) renderCalls(body.calls); }).catch(function () {});
+    A.startVideoCall(userId, button, liveUser).then(reloadCalls);
   });
   $('u-ack').addEventListener('click', function () { A.acknowledge(userId, this); });
   $('u-erase').addEventListener('click', function () {
@@ -379,7 +426,7 @@
       renderHead();
       A.toast('Erased ' + body.erased.events + ' events of ' + userId + '.');
       A.clear($('timeline')); A.clear($('errors')); A.clear($('journey'));
-      timeline.newest = 0; errors.newest = 0;
+      timeline.newest = 0; errors.newest = 0; timeline.count = 0; errors.count = 0;
       timeline.before = null; errors.before = null;
       timeline.done(); errors.done();
     }).catch(function (err) {
