@@ -4,7 +4,7 @@ Decoding straight into typed structs (with the length and range limits as
 constraints) does in C most of what ``validate_batch`` does in Python for
 every field of every event.  This path only ever *accepts*: whatever it does
 not accept for certain (a wrong type, a float where an int is usual, a limit
-passed, an unknown event type, anything unusual) raises :class:`NotFast`, and
+passed, an unknown event type or field, anything unusual) raises :class:`NotFast`, and
 the caller runs the full validator on the same body, so every error keeps
 exactly the code, message and field that are documented.  What it accepts, it
 turns into the very ``Batch`` the validator would build (proven by a
@@ -50,7 +50,15 @@ def _decoder(limits: Limits) -> msgspec.json.Decoder[Any]:
 
     ms = Annotated[int, msgspec.Meta(ge=0, lt=_MS_LIMIT)]
     route = text(limits.route_chars)
-    kw: dict[str, Any] = {"tag_field": "type", "frozen": True, "array_like": False}
+    # Unknown fields are refused, not skipped: a field this path does not know
+    # (``inviteAnswer``, or the next one the validator learns) must reach the
+    # validator rather than vanish here.
+    kw: dict[str, Any] = {
+        "tag_field": "type",
+        "frozen": True,
+        "array_like": False,
+        "forbid_unknown_fields": True,
+    }
 
     def event(tag: str, fields: list[Any]) -> Any:
         base: list[Any] = [("timestamp", ms), *fields]
@@ -114,6 +122,7 @@ def _decoder(limits: Limits) -> msgspec.json.Decoder[Any]:
             field("userHash", text(256) | None),
         ],
         frozen=True,
+        forbid_unknown_fields=True,
     )
     return msgspec.json.Decoder(batch)
 

@@ -103,6 +103,14 @@ def events(draw: st.DrawFn) -> dict[str, Any]:
     return event
 
 
+invite_answers = st.one_of(
+    st.fixed_dictionaries(
+        {"id": st.integers(-1, 2**63), "answer": st.sampled_from(["joined", "declined", "x"])}
+    ),
+    json_values,
+)
+
+
 @st.composite
 def batches(draw: st.DrawFn) -> bytes:
     ids = st.one_of(
@@ -122,6 +130,7 @@ def batches(draw: st.DrawFn) -> bytes:
         ("sentAt", times),
         ("batchId", ids),
         ("userHash", texts),
+        ("inviteAnswer", invite_answers),
         ("extra", json_values),
     ):
         if draw(st.booleans()):
@@ -151,6 +160,21 @@ def test_the_fast_path_builds_what_the_validator_builds(body: bytes, small: bool
 @given(body=bodies("client_abc"))
 def test_garbage_never_passes_the_fast_path_alone(body: bytes) -> None:
     same_as_validator(body, DEFAULT_LIMITS)
+
+
+def test_a_field_the_fast_path_does_not_know_reaches_the_validator() -> None:
+    doc = {"apiKey": "client_abc", "userId": "u1", "subscriptionTier": "paid", "events": []}
+    answer = {"id": 7, "answer": "joined"}
+    for extra in ({"inviteAnswer": answer}, {"somethingNew": 1}):
+        with pytest.raises(NotFast):
+            fast_parse_batch(orjson.dumps({**doc, **extra}), NOW, DEFAULT_LIMITS)
+    assert parse_batch(orjson.dumps({**doc, "inviteAnswer": answer}), NOW).invite_answer == (
+        7,
+        "joined",
+    )
+    event = {"type": "route", "route": "/", "timestamp": NOW, "later": True}
+    with pytest.raises(NotFast):
+        fast_parse_batch(orjson.dumps({**doc, "events": [event]}), NOW, DEFAULT_LIMITS)
 
 
 def test_what_the_tracker_sends_takes_the_fast_path() -> None:

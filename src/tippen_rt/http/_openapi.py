@@ -20,8 +20,10 @@ from typing import Any
 from quart import Blueprint, Response, current_app
 
 from .. import __version__
+from ..actors import Trigger
 from ..config import Settings
 from ..events import (
+    INVITE_ANSWERS,
     MAX_INPUT_COUNT,
     MAX_TIMESTAMP_MS,
     TIERS,
@@ -30,7 +32,7 @@ from ..events import (
     EventType,
     Limits,
 )
-from ._admin_api import DEFAULT_PAGE, MAX_PAGE, MAX_USER_ID_CHARS
+from ._admin_api import DEFAULT_PAGE, MAX_BULK_USERS, MAX_PAGE, MAX_USER_ID_CHARS
 from ._auth import SESSION_COOKIE
 from ._ingest import TRACK_PATH
 from ._json import json_response
@@ -74,6 +76,8 @@ ERROR_CODES: dict[str, str] = {
     "not_found": "no such user, alert, file or endpoint (404)",
     "method_not_allowed": "the endpoint does not take this method (405)",
     "bad_video_call_template": "the tenant's video call template makes no http(s) link (409)",
+    "claimed": "another agent has claimed the user; the body's claim says who (409)",
+    "nothing_to_claim": "the user has no open support need to claim (409)",
     "unavailable": "live updates are off in this process (503)",
     "operator_token_required": "/metrics without the operator token, or none is set (401)",
     "demo_not_ready": "the demo tenant is being created (503)",
@@ -244,6 +248,9 @@ def _batch_schema(limits: Limits, max_body_bytes: int) -> Schema:
             "apiKey": identifier(limits.api_key_chars, "the tenant's public API key"),
             "userId": identifier(limits.user_id_chars, "the signed-in user's id in your app"),
             "userEmail": identifier(limits.email_chars, "their email", required=False),
+            "userName": identifier(
+                limits.user_name_chars, "their name, as support staff see it", required=False
+            ),
             "subscriptionTier": {"enum": list(TIERS)},
             "sentAt": _nullable(_ms("when the batch left the browser (client clock)")),
             "batchId": identifier(
@@ -257,6 +264,18 @@ def _batch_schema(limits: Limits, max_body_bytes: int) -> Schema:
                     "maxLength": 256,
                     "description": "HMAC-SHA256 of userId with the tenant's identity secret,"
                     " 64 hex digits (identity verification)",
+                }
+            ),
+            "inviteAnswer": _nullable(
+                {
+                    "type": "object",
+                    "description": "the page's answer to a video call invitation"
+                    " (tippen-invite.js, in an empty batch without batchId)",
+                    "properties": {
+                        "id": {"type": "integer", "minimum": 1, "maximum": 2**63 - 1},
+                        "answer": {"enum": list(INVITE_ANSWERS)},
+                    },
+                    "required": ["id", "answer"],
                 }
             ),
             "events": {
@@ -439,6 +458,7 @@ BEFORE_QUERY = _query(
     "before", {"type": "integer", "minimum": 1}, "the nextBefore of the previous page"
 )
 ADMIN: list[dict[str, list[str]]] = [{"adminSession": []}]
+USER_ID_BODY: Schema = {"type": "string", "minLength": 1, "maxLength": MAX_USER_ID_CHARS}
 
 
 def _admin_op(
@@ -449,6 +469,7 @@ def _admin_op(
     body: bool = False,
     not_found: bool = True,
     extra: dict[str, Schema] | None = None,
+    body_schema: Schema | None = None,
 ) -> Schema:
     responses: dict[str, Schema] = {
         "200": _json_body(ok, "done"),
@@ -469,24 +490,17 @@ def _admin_op(
         "responses": responses,
     }
     if body:
-        op["requestBody"] = {
-            "required": True,
-            "content": {
-                JSON: {
-                    "schema": {
-                        "type": "object",
-                        "properties": {
-                            "userId": {
-                                "type": "string",
-                                "minLength": 1,
-                                "maxLength": MAX_USER_ID_CHARS,
-                            }
-                        },
-                        "required": ["userId"],
-                    }
-                }
-            },
-        }
+        schema = body_schema or _obj({"userId": USER_ID_BODY})
+        op["requestBody"] = {"required": True, "content": {JSON: {"schema": schema}}}
+    return op
+
+
+def _csv_op(summary: str, params: list[Schema]) -> Schema:
+    op = _admin_op(summary, {}, params=params, not_found=False)
+    op["responses"]["200"] = {
+        "description": "streamed, with a header row (Content-Disposition: attachment)",
+        "content": {"text/csv": {"schema": {"type": "string"}}},
+    }
     return op
 
 
@@ -531,16 +545,47 @@ def _ingest_paths(limits: Limits, max_body_bytes: int) -> dict[str, Schema]:
                     "properties": {
                         "success": {"const": True},
                         "stored": {"type": "integer", "minimum": 0},
-                        "analyzed": {"const": True},
+                        "analyzed": {
+                            "type": "boolean",
+                            "description": "false for an empty batch without batchId: the"
+                            " invitation script's question, never stored",
+                        },
                         "duplicate": {
                             "const": True,
                             "description": "the batchId was seen before; nothing stored again",
+                        },
+                        "answered": {
+                            "type": "boolean",
+                            "description": "inviteAnswer was taken (false: that invitation"
+                            " is no longer waiting)",
+                        },
+                        "invite": {
+                            "type": "object",
+                            "description": "a video call invitation waiting for this user",
+                            "properties": {
+                                "id": {"type": "integer"},
+                                "agent": {"type": "string"},
+                                "url": {"type": "string"},
+                                "expiresAt": {"type": "integer"},
+                                "expiresInMs": {"type": "integer", "minimum": 0},
+                            },
+                            "required": ["id", "agent", "url", "expiresAt", "expiresInMs"],
                         },
                     },
                     "required": ["success", "stored", "analyzed"],
                 },
                 "committed",
-            ),
+            )
+            | {
+                "headers": {
+                    "X-Tippen-Poll": {
+                        "required": False,
+                        "description": "the user is flagged: ask for call invitations"
+                        " (an empty batch) every this many ms",
+                        "schema": {"type": "string", "pattern": "^[0-9]+$"},
+                    }
+                }
+            },
             "400": _error("the batch is invalid: nothing of it is stored"),
             "401": _error("unknown_api_key, or user_hash_required"),
             "403": _error("origin_not_allowed, origin_required or bad_user_hash"),
@@ -749,6 +794,116 @@ def _admin_paths() -> dict[str, Schema]:
                 extra={"403": _error("origin_not_allowed: a write from another site")},
             )
         },
+        "/api/admin/users/acknowledge": {
+            "post": _admin_op(
+                "Acknowledge several users at once (the queue's bulk acknowledge)",
+                _obj(
+                    {
+                        "success": {"const": True},
+                        "acknowledged": {"type": "array", "items": {"type": "string"}},
+                        "notFound": {"type": "array", "items": {"type": "string"}},
+                        "by": {"type": "string"},
+                    }
+                ),
+                body=True,
+                not_found=False,
+                body_schema=_obj(
+                    {
+                        "userIds": {
+                            "type": "array",
+                            "minItems": 1,
+                            "maxItems": MAX_BULK_USERS,
+                            "items": USER_ID_BODY,
+                        }
+                    }
+                ),
+            )
+        },
+        "/api/admin/user/claim": {
+            "post": _admin_op(
+                '"I\'m on it": the logged-in agent claims the user',
+                _obj(
+                    {
+                        "success": {"const": True},
+                        "userId": {"type": "string"},
+                        "claimedBy": {"type": "string"},
+                        "takenOverFrom": {"type": ["string", "null"]},
+                    }
+                ),
+                body=True,
+                body_schema=_obj(
+                    {"userId": USER_ID_BODY, "force": {"type": "boolean"}}, ["userId"]
+                ),
+                extra={"409": _error("claimed (someone else is on it) or nothing_to_claim")},
+            )
+        },
+        "/api/admin/user/unclaim": {
+            "post": _admin_op(
+                "Release the claim on the user",
+                _obj(
+                    {
+                        "success": {"const": True},
+                        "userId": {"type": "string"},
+                        "was": {"type": ["string", "null"]},
+                    }
+                ),
+                body=True,
+            )
+        },
+        "/api/admin/queue": {
+            "get": _admin_op(
+                "The needs-help queue: one row per flagged live user, first to help first",
+                _obj(
+                    {
+                        "serverTime": {"type": "integer"},
+                        "total": {"type": "integer"},
+                        "offset": {"type": "integer"},
+                        "users": {"type": "array", "items": _ref("User")},
+                    }
+                ),
+                not_found=False,
+                params=[
+                    _query("tier", {"enum": list(TIERS)}, "one tier only"),
+                    _query("trigger", {"enum": [t.value for t in Trigger]}, "one trigger only"),
+                    _query("unclaimed", {"type": "boolean"}, "only users nobody has claimed"),
+                    LIMIT_QUERY,
+                    _query("offset", {"type": "integer", "minimum": 0}, "rows to skip"),
+                ],
+            )
+        },
+        "/api/admin/stats/response": {
+            "get": _admin_op(
+                "Time to first response against the 10-minute goal, today and last 7 days",
+                _obj(
+                    {
+                        "serverTime": {"type": "integer"},
+                        "goalMs": {"type": "integer"},
+                        "today": {"type": "object"},
+                        "last7Days": {"type": "object"},
+                    }
+                ),
+                not_found=False,
+                params=[
+                    _query(
+                        "tzOffsetMin",
+                        {"type": "integer", "minimum": -24 * 60, "maximum": 24 * 60},
+                        "minutes behind UTC (JavaScript's getTimezoneOffset()), for today",
+                    )
+                ],
+            )
+        },
+        "/api/admin/export/alerts.csv": {
+            "get": _csv_op(
+                "Every alert of the tenant as CSV, oldest first, with response times",
+                [
+                    _query("from", {"type": "integer", "minimum": 0}, "opened at or after (ms)"),
+                    _query("to", {"type": "integer", "minimum": 0}, "opened before (ms)"),
+                ],
+            )
+        },
+        "/api/admin/export/users.csv": {
+            "get": _csv_op("Every stored user of the tenant as CSV, by user id", [])
+        },
         "/api/admin/settings": {
             "get": _admin_op(
                 "The tenant's settings, secrets masked",
@@ -929,6 +1084,13 @@ def _page_paths() -> dict[str, Schema]:
         "/tippen-app-tracker.js": {
             "get": {
                 "summary": "The tracker script, for any origin to embed",
+                "tags": ["ingest"],
+                "responses": {"200": file_ok, "304": {"description": "not modified"}},
+            }
+        },
+        "/tippen-invite.js": {
+            "get": {
+                "summary": "The call invitation script the tracker loads while its user is flagged",
                 "tags": ["ingest"],
                 "responses": {"200": file_ok, "304": {"description": "not modified"}},
             }
