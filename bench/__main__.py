@@ -46,6 +46,7 @@ BENCHMARKS: tuple[str, ...] = (
     "recovery",
     "dashboard",
     "presence",
+    "support",
     "soak",
 )
 
