@@ -107,6 +107,7 @@ def test_two_agents_one_queue_claims_warnings_keys_and_bulk_acknowledge(
     expect(bo.locator("#alerts-count")).to_contain_text("2 of 3 shown")
     bo.locator("#q-unclaimed").uncheck()
     bo.select_option("#q-tier", "free_trial")
+    expect(bo.locator("#alerts .q-row")).to_have_count(1)  # re-rendered (on the next frame)
     assert queue_order(bo) == ["trial-1"]
     bo.select_option("#q-tier", "")
     bo.select_option("#q-trigger", "stuck_on_page")

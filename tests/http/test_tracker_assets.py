@@ -13,15 +13,15 @@ from tippen_rt.http import AppServices, create_app
 from tippen_rt.http._tracker_assets import (
     INVITE_PATH,
     TRACKER_PATH,
-    compact_script,
     etag_matches,
+    minify_script,
     tracker_dir,
 )
 from tippen_rt.persist import EventStore, create_tenant, get_tenant_by_name, update_tenant
 from tippen_rt.tenants import TenantSettings
 
-#: What the service sends: the source, compacted.
-SOURCE = compact_script((tracker_dir() / "tippen-app-tracker.js").read_text()).encode()
+#: What the service sends: the source, minified.
+SOURCE = minify_script((tracker_dir() / "tippen-app-tracker.js").read_text()).encode()
 
 
 async def test_the_script_is_served_as_javascript_for_any_origin(client: Any) -> None:
@@ -35,13 +35,13 @@ async def test_the_script_is_served_as_javascript_for_any_origin(client: Any) ->
     assert await response.get_data() == SOURCE
 
 
-async def test_the_invitation_script_is_served_compacted_for_any_origin(client: Any) -> None:
+async def test_the_invitation_script_is_served_minified_for_any_origin(client: Any) -> None:
     response = await client.get(INVITE_PATH, headers={"Origin": "https://elsewhere.example"})
     assert response.status_code == 200
     assert response.headers["Content-Type"] == "application/javascript; charset=utf-8"
     assert response.headers["Access-Control-Allow-Origin"] == "*"
     source = (tracker_dir() / "tippen-invite.js").read_text()
-    assert await response.get_data() == compact_script(source).encode()
+    assert await response.get_data() == minify_script(source).encode()
 
 
 async def test_a_known_etag_gets_304_without_a_body(client: Any) -> None:

@@ -19,7 +19,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from tippen_rt.http._tracker_assets import compact_script
+from tippen_rt.http._tracker_assets import minify_script
 
 from ..support.client import Client
 from ..support.server import running_server
@@ -103,6 +103,8 @@ def _check_installed_service(bin_dir: Path, where: Path) -> None:
     # The package imported is the installed one, and Redis is not there: an extra.
     found = _run(python, "-c", "import tippen_rt; print(tippen_rt.__file__)", cwd=where)
     assert Path(found.stdout.strip()).is_relative_to(bin_dir.parent), found.stdout
+    # The TypeScript declarations ship beside the script.
+    assert (Path(found.stdout.strip()).parent / "tracker" / "tippen.d.ts").is_file()
     no_redis = subprocess.run(
         [str(python), "-c", "import redis"], cwd=where, env=_clean_env(), capture_output=True
     )
@@ -133,7 +135,7 @@ def _check_installed_service(bin_dir: Path, where: Path) -> None:
 
         status, body = client.get("/tippen-app-tracker.js")
         assert status == 200
-        assert body == compact_script(TRACKER_SOURCE.read_text()).encode()
+        assert body == minify_script(TRACKER_SOURCE.read_text()).encode()
         status, body = client.get("/tippen-app-tracker.js", {"Accept-Encoding": "gzip"})
         assert status == 200 and gzip.decompress(body).startswith(b"/*! tippen-rt tracker")
 

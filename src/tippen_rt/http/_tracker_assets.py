@@ -15,9 +15,9 @@ Without ``--demo`` those paths are 404.
 Files come from the package itself (``tippen_rt/tracker/``, found with
 :mod:`importlib.resources`, so an installed wheel serves them as a source
 checkout does), read once per process.  The scripts are served without their
-comments, indentation and the spaces between tokens that need none
-(:func:`compact_script`): the commented source is for people, and every byte
-is downloaded by every page.
+comments and whitespace, their local names
+shortened (:func:`minify_script`): the commented source is for people, and
+every byte is downloaded by every page.
 """
 
 from __future__ import annotations
@@ -43,16 +43,16 @@ from ..demo import (
 from ..events import BadInput
 from ..tenants import Tenant
 from ._auth import site_origin
-from ._compact_js import compact_script
 from ._errors import error_response
 from ._json import json_body, json_response
+from ._minify_js import minify_script
 from ._services import services
 
 __all__ = [
     "INVITE_PATH",
     "TRACKER_PATH",
     "Asset",
-    "compact_script",
+    "minify_script",
     "tracker_assets",
     "tracker_dir",
 ]
@@ -65,8 +65,8 @@ TRACKER_FILE = "tippen-app-tracker.js"
 #: is flagged (docs/support.md), from the directory the tracker came from.
 INVITE_PATH = "/tippen-invite.js"
 INVITE_FILE = "tippen-invite.js"
-#: Served compacted, like the tracker.
-_COMPACTED = frozenset({TRACKER_FILE, INVITE_FILE})
+#: Served minified, like the tracker.
+_MINIFIED = frozenset({TRACKER_FILE, INVITE_FILE})
 DEMO_INDEX = "index.html"
 #: Short, because the script's URL carries no version; the ETag makes the
 #: revalidation after that a 304 without a body.
@@ -124,13 +124,19 @@ async def load_asset(resource: Traversable) -> Asset | None:
         suffix = "." + resource.name.rpartition(".")[2] if "." in resource.name else ""
         content_type = _CONTENT_TYPES.get(suffix, "application/octet-stream")
         try:
-            body = await trio.to_thread.run_sync(resource.read_bytes)
+            body = await trio.to_thread.run_sync(_read, resource)
         except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
             return None
-        if resource.name in _COMPACTED:
-            body = compact_script(body.decode()).encode()
         asset = _cache[key] = Asset.of(body, content_type)
     return asset
+
+
+def _read(resource: Traversable) -> bytes:
+    """The file's bytes as served: scripts minified (in this worker thread)."""
+    body = resource.read_bytes()
+    if resource.name in _MINIFIED:
+        body = minify_script(body.decode()).encode()
+    return body
 
 
 def etag_matches(if_none_match: str | None, etag: str) -> bool:

@@ -26,8 +26,12 @@
   var endpoint = attr('endpoint',
     (script.src ? new URL(script.src).origin : location.origin) + '/api/track/user-activity');
   var flushMs = +attr('flush-interval') || 5000, beatMs = +attr('heartbeat-interval') || 30000;
-  var off = !apiKey || attr('opt-out') === 'true' || w.tippenOptOut === true ||
-    get(ls, OPT) === '1';
+  // Off: opted out ('1' stored), or no choice stored ('0' is optIn's consent)
+  // while consent is required or the browser asks not to be tracked.
+  var nav = navigator, choice = get(ls, OPT);
+  var off = !apiKey || attr('opt-out') === 'true' || w.tippenOptOut === true || choice === '1' ||
+    (choice !== '0' && (attr('require-consent') === 'true' || (attr('respect-dnt') !== 'false' &&
+      (nav.doNotTrack === '1' || w.doNotTrack === '1' || nav.globalPrivacyControl === true))));
   // q: events not in a batch yet; out: batches to send, oldest first. A batch
   // keeps its batchId across retries and reloads, so the server dedups it.
   var q = [], out = [], user = {}, busy, tries = 0, retryAt = 0, flushT, beatT, dirty;
@@ -347,6 +351,13 @@
     track: safe(track),
     identify: safe(identify),
     flush: safe(function () { flush(); }),
+    // consent: remembered, and tracking starts now
+    optIn: safe(function () {
+      put(ls, OPT, '0');
+      if (off && apiKey) { off = 0; adopt(); enter(); beat(); flush(); }
+    }),
+    // true while nothing is sent (opted out, no consent yet, DNT or GPC)
+    hasOptedOut: function () { return !!off; },
     optOut: safe(function () {
       off = 1;
       q = [];
