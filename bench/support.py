@@ -100,13 +100,15 @@ class Poster:
 
     def batch(self, doc: dict[str, Any]) -> tuple[int, dict[str, str], Any]:
         body = orjson.dumps(doc)
-        self._conn.request(
-            "POST",
-            TRACK_PATH,
-            body=body,
-            headers={"Content-Type": "text/plain", "Origin": self._origin},
-        )
-        response = self._conn.getresponse()
+        headers = {"Content-Type": "text/plain", "Origin": self._origin}
+        try:
+            self._conn.request("POST", TRACK_PATH, body=body, headers=headers)
+            response = self._conn.getresponse()
+        except (ConnectionError, http.client.HTTPException):
+            # The server closed the idle keep-alive connection: once more, on a new one.
+            self._conn.close()
+            self._conn.request("POST", TRACK_PATH, body=body, headers=headers)
+            response = self._conn.getresponse()
         data = response.read()
         headers = {k.lower(): v for k, v in response.getheaders()}
         return response.status, headers, orjson.loads(data) if data else None
