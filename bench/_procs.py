@@ -12,6 +12,7 @@ import os
 import re
 import signal
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Mapping, Sequence
@@ -145,3 +146,18 @@ def start_server(
         proc.wait(timeout=5)
         raise RuntimeError(f"{name} exited with {proc.returncode}:\n" + "".join(output))
     return Server(name=name, proc=proc, url=url_box[0], output=output)
+
+
+def run_cli(db: Path, *args: str) -> str:
+    """``tippen-rt --db DB ARGS...`` in this interpreter; its stdout, or
+    RuntimeError with everything it printed."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "tippen_rt", "--db", str(db), *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    if proc.returncode != 0:
+        raise RuntimeError(f"tippen-rt {' '.join(args)} failed:\n{proc.stdout}{proc.stderr}")
+    return proc.stdout

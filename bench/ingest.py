@@ -48,7 +48,7 @@ import orjson
 
 from ._loadgen import MIX, MIX_MEAN_EVENTS, ORIGIN, LoadResult, have_wrk, run_trio, run_wrk
 from ._options import Options
-from ._procs import Server, start_server
+from ._procs import Server, run_cli, start_server
 from ._profile import profile_server
 from ._report import REPO_DIR, Report, Table, filesystem_of
 
@@ -80,23 +80,8 @@ USER_BATCH_EVERY_S = 5.0
 
 def _create_tenant(db: Path) -> str:
     """``tippen-rt tenant add`` on ``db``; the new tenant's API key."""
-    out = _run_cli(db, "tenant", "add", "bench", "--origin", ORIGIN, "--json")
+    out = run_cli(db, "tenant", "add", "bench", "--origin", ORIGIN, "--json")
     return str(orjson.loads(out)["api_key"])
-
-
-def _run_cli(db: Path, *args: str) -> str:
-    import subprocess
-
-    proc = subprocess.run(
-        [sys.executable, "-m", "tippen_rt", "--db", str(db), *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    if proc.returncode != 0:
-        raise RuntimeError(f"tippen-rt {' '.join(args)} failed:\n{proc.stdout}{proc.stderr}")
-    return proc.stdout
 
 
 def _load(

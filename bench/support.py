@@ -41,7 +41,6 @@ import os
 import random
 import re
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -54,7 +53,7 @@ import orjson
 import trio
 
 from ._options import Options
-from ._procs import Server, start_server
+from ._procs import Server, run_cli, start_server
 from ._report import Report, Table
 from .dashboard import Http
 
@@ -210,17 +209,6 @@ class Pollers:
 # ---- the run ---------------------------------------------------------------------------
 
 
-def _cli(db: Path, *args: str) -> str:
-    out = subprocess.run(
-        [sys.executable, "-m", "tippen_rt", "--db", str(db), *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
-    return out.stdout
-
-
 def _wait_for(server: Server, key: str, timeout_s: float = 30) -> str:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
@@ -272,10 +260,10 @@ def run(opts: Options) -> Report:
             api_key = _wait_for(server, "api_key")
             _wait_for(server, "token")
             url = server.url
-            _cli(
+            run_cli(
                 db, "tenant", "set", "demo", "--video-call-template", url + "/demo/app?call={room}"
             )
-            added = _cli(db, "agent", "add", "demo", AGENT)
+            added = run_cli(db, "agent", "add", "demo", AGENT)
             found = _LINE["token"].search(added)
             if found is None:
                 raise RuntimeError(f"agent add printed no token: {added}")
